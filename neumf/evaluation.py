@@ -1,0 +1,171 @@
+"""Full-ranking evaluation: every user's test items against all items it did not train on."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, use_np
+
+from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts
+from .sampling import Candidates, candidate_pairs
+
+__all__ = ["evaluate_ranking", "score_users"]
+
+# Pairs scored per forward pass; 4 MiB of float32 scores per block of users.
+DEFAULT_MAX_PAIRS = 1 << 20
+
+
+def _as_numpy(array) -> np.ndarray:
+    return array.asnumpy() if hasattr(array, "asnumpy") else np.asarray(array)
+
+
+@use_np
+def score_users(
+    net: gluon.Block,
+    user_ids: np.ndarray,
+    num_items: int,
+    devices: Sequence[mx.Context],
+    seq=None,
+    *,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> np.ndarray:
+    """Scores of every item for each user, through the network in large batches.
+
+    Parameters
+    ----------
+    net
+        Called as ``net(users, items)``, or ``net(users, seq_rows, items)``
+        when ``seq`` is given; returns scores of shape (batch, 1) or (batch,).
+    user_ids
+        Shape (n,), 0-based.
+    num_items
+        Items ``0 .. num_items - 1`` are scored.
+    devices
+        Contexts the pairs are split across.
+    seq
+        Optional per-user input rows (the tutorial's ``seq``), indexed by user id.
+    max_pairs
+        Upper bound on the (user, item) pairs in one forward pass.
+
+    Returns
+    -------
+    Shape (n, num_items), float32.
+    """
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    seq_np = None if seq is None else _as_numpy(seq)
+    users_per_pass = max(1, max_pairs // num_items)
+    all_items = np.arange(num_items, dtype=np.int32)
+    blocks = []
+    for start in range(0, len(user_ids), users_per_pass):
+        block = user_ids[start:start + users_per_pass]
+        pair_users = np.repeat(block, num_items)
+        inputs = [pair_users.astype(np.int32)]
+        if seq_np is not None:
+            inputs.append(seq_np[pair_users])
+        inputs.append(np.tile(all_items, len(block)))
+        shards = [gluon.utils.split_and_load(mx.np.array(values, dtype=values.dtype), devices,
+                                             even_split=False) for values in inputs]
+        outputs = [net(*shard).asnumpy().reshape(-1) for shard in zip(*shards)]
+        blocks.append(np.concatenate(outputs).reshape(len(block), num_items))
+    if not blocks:
+        return np.zeros((0, num_items), dtype=np.float32)
+    return np.concatenate(blocks).astype(np.float32, copy=False)
+
+
+def evaluate_ranking(
+    net: gluon.Block,
+    test_input: Candidates,
+    seq,
+    candidates: Candidates,
+    num_users: int,
+    num_items: int,
+    devices: Sequence[mx.Context],
+    *,
+    k: int = 50,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> Tuple[float, float]:
+    """Hit rate at ``k`` and AUC of the test items, ranked over the whole catalogue.
+
+    Parameters
+    ----------
+    net
+        The scoring network (see :func:`score_users`).
+    test_input
+        User -> its test item ids (a dict, as ``load_data_ml100k(..., 'implicit')``
+        returns, or a list indexed by user).
+    seq
+        Optional per-user input rows passed to ``net``; ``None`` for NeuMF.
+    candidates
+        User -> the items it trained on (the tutorial's name). These are not
+        ranked; every other item of ``0 .. num_items - 1`` is (the tutorial
+        ranked only ids below ``num_users``).
+    num_users, num_items
+        Sizes of the id spaces.
+    devices
+        Contexts to score on.
+    k
+        Cut-off of the hit rate.
+    max_pairs
+        Upper bound on the pairs scored in one pass (a memory bound).
+
+    Returns
+    -------
+    ``(hit_rate, auc)`` averaged over users with test items. A user's hit count
+    is the number of its test items in its top ``k``; its AUC is that of its
+    best-ranked test item, the fraction of other candidates ranked below it.
+    Tie rule: ties are broken uniformly at random, in expectation. A tied test
+    item counts as a hit with probability ``(k - higher) / (ties + 1)`` and
+    half of its ties count as ranked below it, so a model that scores every
+    item equally gets the chance values ``k / num_candidates`` and 0.5.
+    A test item the user also trained on is not ranked: a miss, AUC 0.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    pair_users, pair_items = candidate_pairs(test_input)
+    seen_users, seen_items = candidate_pairs(candidates)
+    for name, ids, bound in (("test_input users", pair_users, num_users),
+                             ("test_input items", pair_items, num_items),
+                             ("candidates users", seen_users, num_users),
+                             ("candidates items", seen_items, num_items)):
+        if ids.size and (ids.min() < 0 or ids.max() >= bound):
+            raise ValueError(f"{name} must be in 0..{bound - 1}; got {ids.min()}..{ids.max()}")
+    if pair_users.size == 0:
+        return float("nan"), float("nan")
+
+    eval_users = np.unique(pair_users)
+    row_of_user = np.full(num_users, -1, dtype=np.int64)
+    row_of_user[eval_users] = np.arange(len(eval_users))
+    pair_rows = row_of_user[pair_users]
+    seen_rows = row_of_user[seen_users]
+    seen_users_keep = seen_rows >= 0
+    seen_rows, seen_items = seen_rows[seen_users_keep], seen_items[seen_users_keep]
+
+    hits = np.zeros(len(pair_users))
+    aucs = np.zeros(len(pair_users))
+    users_per_pass = max(1, max_pairs // num_items)
+    for start in range(0, len(eval_users), users_per_pass):
+        stop = start + users_per_pass
+        scores = score_users(net, eval_users[start:stop], num_items, devices,
+                             seq, max_pairs=max_pairs)
+        if np.isnan(scores).any():
+            raise FloatingPointError("the network produced NaN scores; cannot rank")
+        seen = np.zeros(scores.shape, dtype=bool)
+        in_block = (seen_rows >= start) & (seen_rows < stop)
+        seen[seen_rows[in_block] - start, seen_items[in_block]] = True
+        pairs = np.flatnonzero((pair_rows >= start) & (pair_rows < stop))
+        rows, items = pair_rows[pairs] - start, pair_items[pairs]
+        pair_scores = scores[rows]
+        rankable = ~seen[rows, items]
+        higher, ties, num_candidates = rank_counts(
+            pair_scores, pair_scores[np.arange(len(rows)), items], ~seen[rows])
+        hits[pairs] = np.where(rankable, hit_rate_from_counts(higher, ties, k), 0.0)
+        aucs[pairs] = np.where(rankable, auc_from_counts(higher, ties, num_candidates), 0.0)
+
+    user_hits = np.bincount(pair_rows, weights=hits, minlength=len(eval_users))
+    user_auc = np.full(len(eval_users), -np.inf)
+    np.fmax.at(user_auc, pair_rows, aucs)  # fmax: a NaN AUC (no other candidate) loses
+    user_auc[np.isneginf(user_auc)] = np.nan
+    auc = float(np.nanmean(user_auc)) if np.isfinite(user_auc).any() else float("nan")
+    return float(user_hits.mean()), auc

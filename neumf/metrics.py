@@ -1,0 +1,91 @@
+"""Ranking metrics in NumPy: the tutorial's ``hit_and_auc`` and tie-aware rank counts."""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["auc_from_counts", "hit_and_auc", "hit_rate_from_counts", "rank_counts"]
+
+
+def hit_and_auc(rankedlist: Sequence[int], test_matrix: Sequence[int], k: int) -> Tuple[int, float]:
+    """Hits in the top ``k`` and the AUC of a ranked list, as the tutorial defines them.
+
+    Parameters
+    ----------
+    rankedlist
+        Item ids, best first.
+    test_matrix
+        The user's test item ids (the tutorial's name).
+    k
+        Cut-off.
+
+    Returns
+    -------
+    ``(hits, auc)``: how many test items are among the first ``k`` entries,
+    and ``(n - 1 - p) / (n - 1)`` where ``p`` is the 0-based position of the
+    first test item in the list of ``n`` items (0.0 if none is there). A
+    one-item list gives AUC 1.0 when that item is a test item.
+    """
+    if k < 0:
+        raise ValueError(f"k must be non-negative; got {k}")
+    ranked = np.asarray(rankedlist)
+    hit_positions = np.flatnonzero(np.isin(ranked, np.asarray(test_matrix)))
+    hits = int(np.count_nonzero(hit_positions < k))
+    if hit_positions.size == 0:
+        return hits, 0.0
+    last = len(ranked) - 1
+    return hits, float((last - hit_positions[0]) / last) if last else 1.0
+
+
+def rank_counts(
+    scores: np.ndarray, target_scores: np.ndarray, candidate_mask: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each target stands among its candidates.
+
+    Parameters
+    ----------
+    scores
+        Shape (n, num_items): the scores of all items for each of ``n`` targets.
+    target_scores
+        Shape (n,): the score of each target item.
+    candidate_mask
+        Shape (n, num_items), bool: the items the target is ranked against,
+        the target itself included.
+
+    Returns
+    -------
+    ``(higher, ties, num_candidates)``, each shape (n,): candidates scoring
+    strictly above the target, candidates other than the target scoring exactly
+    the same, and the number of candidates.
+    """
+    target = np.asarray(target_scores)[:, None]
+    higher = np.count_nonzero((scores > target) & candidate_mask, axis=1)
+    ties = np.count_nonzero((scores == target) & candidate_mask, axis=1) - 1
+    return higher, ties, np.count_nonzero(candidate_mask, axis=1)
+
+
+def hit_rate_from_counts(higher: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """Probability that each target lands in the top ``k`` when ties are broken
+    uniformly at random: ``clip((k - higher) / (ties + 1), 0, 1)``.
+
+    Without ties this is 1 for a target at 0-based rank below ``k``, else 0. A
+    model that scores every item equally gets ``k / num_candidates``: chance.
+    """
+    higher = np.asarray(higher, dtype=np.float64)
+    ties = np.asarray(ties, dtype=np.float64)
+    return np.clip((k - higher) / (ties + 1.0), 0.0, 1.0)
+
+
+def auc_from_counts(higher: np.ndarray, ties: np.ndarray, num_candidates: np.ndarray) -> np.ndarray:
+    """Fraction of the other candidates ranked below each target, ties counting
+    one half (the expectation under random tie-breaking, Mann-Whitney's rule).
+
+    Without ties this is the tutorial's ``(n - 1 - rank) / (n - 1)``; constant
+    scores give 0.5. NaN where the target has no other candidate.
+    """
+    others = np.asarray(num_candidates, dtype=np.float64) - 1.0
+    below = others - np.asarray(higher, dtype=np.float64) - np.asarray(ties, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(others > 0, (below + 0.5 * np.asarray(ties)) / others, np.nan)

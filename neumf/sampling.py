@@ -1,0 +1,146 @@
+"""Negative sampling: vectorized draws that never return an item the user has seen."""
+
+from __future__ import annotations
+
+from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mxnet import gluon
+
+__all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "sample_negatives", "seen_keys"]
+
+Candidates = Union[Mapping[int, Sequence[int]], Sequence[Sequence[int]]]
+
+
+def candidate_pairs(candidates: Candidates) -> Tuple[np.ndarray, np.ndarray]:
+    """Flatten the tutorial's ``candidates`` (user -> items seen in training, a
+    dict or a list indexed by user) into ``(users, items)`` int64 arrays."""
+    if isinstance(candidates, Mapping):
+        keys = list(candidates.keys())
+        lists = [candidates[key] for key in keys]
+    else:
+        keys = list(range(len(candidates)))
+        lists = list(candidates)
+    lengths = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
+    users = np.repeat(np.asarray(keys, dtype=np.int64), lengths)
+    items = (np.concatenate([np.asarray(items, dtype=np.int64) for items in lists])
+             if lengths.sum() else np.zeros(0, dtype=np.int64))
+    return users, items
+
+
+def seen_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
+    """Sorted unique ``user * num_items + item`` keys of the seen pairs, int64."""
+    return np.unique(np.asarray(users, dtype=np.int64) * num_items + np.asarray(items, dtype=np.int64))
+
+
+def sample_negatives(
+    user_ids: np.ndarray, keys: np.ndarray, num_items: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One uniform negative item per entry of ``user_ids``, never a seen one.
+
+    Parameters
+    ----------
+    user_ids
+        Shape (n,), 0-based user ids.
+    keys
+        Sorted ``user * num_items + item`` keys of the seen pairs (:func:`seen_keys`).
+    num_items
+        Items are drawn from ``0 .. num_items - 1``.
+    rng
+        The generator to draw from.
+
+    Returns
+    -------
+    Shape (n,), int64. Each draw is uniform over the user's unseen items:
+    rejected draws are redrawn in vectorized rounds.
+    """
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    negatives = rng.integers(0, num_items, size=len(user_ids))
+    if keys.size == 0:
+        return negatives
+    redo = np.arange(len(user_ids))
+    while redo.size:
+        draw_keys = user_ids[redo] * num_items + negatives[redo]
+        pos = np.searchsorted(keys, draw_keys).clip(max=len(keys) - 1)
+        redo = redo[keys[pos] == draw_keys]
+        negatives[redo] = rng.integers(0, num_items, size=redo.size)
+    return negatives
+
+
+def _check_room(keys: np.ndarray, num_items: int) -> None:
+    """Raise if a user has seen every item: no negative exists for it."""
+    if keys.size:
+        users, counts = np.unique(keys // num_items, return_counts=True)
+        full = users[counts >= num_items]
+        if full.size:
+            raise ValueError(f"user {int(full[0])} has seen all {num_items} items, "
+                             "so no negative item can be sampled for it")
+
+
+class PRDataset(gluon.data.Dataset):
+    """Training triplets ``(user, positive_item, negative_item)`` for pairwise ranking.
+
+    Parameters
+    ----------
+    users, items
+        Shape (n,): the training interactions, 0-based ids.
+    candidates
+        Per-user items seen in training (the tutorial's name): a negative is
+        never one of them.
+    num_items
+        Negatives are drawn from ``0 .. num_items - 1``.
+    seed
+        Seed of the generator that draws negatives (``None``: fresh entropy).
+
+    Indexing draws a fresh negative on every access, as the tutorial's does,
+    with rejection against a sorted key array (no per-sample set). For
+    training, :meth:`loader` draws a whole batch of negatives at once.
+    """
+
+    def __init__(self, users, items, candidates: Candidates, num_items: int,
+                 *, seed: Optional[int] = None):
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        if self.users.shape != self.items.shape or self.users.ndim != 1:
+            raise ValueError(f"users and items must be 1-D and of one length; got shapes "
+                             f"{self.users.shape} and {self.items.shape}")
+        self.num_items = int(num_items)
+        self.keys = seen_keys(*candidate_pairs(candidates), self.num_items)
+        _check_room(self.keys, self.num_items)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, idx):
+        user = self.users[idx]
+        negative = sample_negatives(np.atleast_1d(user), self.keys, self.num_items, self.rng)
+        return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
+
+    def loader(self, batch_size: int, shuffle: bool = True) -> TripletLoader:
+        """Batches of ``(users, items, negatives)`` NumPy arrays; each pass (epoch)
+        shuffles and draws all its negatives in one vectorized call."""
+        return TripletLoader(self, batch_size, shuffle=shuffle)
+
+
+class TripletLoader:
+    """Iterable over a :class:`PRDataset` in batches, re-shuffled and re-sampled
+    on every pass. The last batch may be smaller; every triplet is used once
+    per pass. Draws from the dataset's generator, so a seeded dataset repeats."""
+
+    def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True):
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        data = self.dataset
+        order = data.rng.permutation(len(data)) if self.shuffle else np.arange(len(data))
+        users, items = data.users[order], data.items[order]
+        negatives = sample_negatives(users, data.keys, data.num_items, data.rng)
+        for start in range(0, len(order), self.batch_size):
+            stop = start + self.batch_size
+            yield users[start:stop], items[start:stop], negatives[start:stop]

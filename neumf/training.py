@@ -1,0 +1,180 @@
+"""The pairwise training loop, data-parallel over any list of contexts."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, use_np
+
+__all__ = ["CollapseWarning", "score_spread_collapsed", "train_ranking", "try_all_gpus"]
+
+# Spread (max - min) of a batch's scores below which they no longer vary: a
+# collapsed run measures ~1e-7 (sigmoid outputs all 0.5), a learning one > 0.1.
+COLLAPSE_SPREAD = 1e-4
+
+
+class CollapseWarning(RuntimeWarning):
+    """Training collapsed: the network gives every pair (almost) the same score."""
+
+
+def try_all_gpus() -> List[mx.Context]:
+    """All GPUs, or ``[mx.cpu()]`` if there is none."""
+    gpus = [mx.gpu(i) for i in range(mx.context.num_gpus())]
+    return gpus or [mx.cpu()]
+
+
+def score_spread_collapsed(spread: float, tolerance: float = COLLAPSE_SPREAD) -> bool:
+    """Whether a batch's score spread (max - min) says the scores no longer vary."""
+    return spread <= tolerance
+
+
+def _allow_np_updates(trainer: gluon.Trainer) -> None:
+    """Let the optimizer take ``mx.np`` gradients even if the Trainer was made
+    outside NumPy mode (the tutorial relied on a global ``npx.set_np()``).
+    Must run before the first step, when the kvstore copies the optimizer."""
+    optimizer = getattr(trainer, "_optimizer", None)
+    if optimizer is not None:
+        optimizer.allow_np_array = True
+
+
+def _to_mx(values) -> mx.np.ndarray:
+    """A batch column as an ``mx.np`` array, whatever the loader yields."""
+    if isinstance(values, mx.nd.NDArray) and not isinstance(values, mx.np.ndarray):
+        return values.as_np_ndarray()
+    if isinstance(values, mx.np.ndarray):
+        return values
+    values = np.asarray(values)
+    return mx.np.array(values, dtype=values.dtype)
+
+
+@use_np
+def train_ranking(
+    net: gluon.Block,
+    train_iter,
+    test_iter,
+    loss: gluon.loss.Loss,
+    trainer: gluon.Trainer,
+    test_seq_iter,
+    num_users: int,
+    num_items: int,
+    num_epochs: int,
+    devices: Sequence[mx.Context],
+    evaluator: Callable,
+    candidates,
+    eval_step: int = 1,
+    *,
+    verbose: bool = True,
+    collapse_check: bool = True,
+    on_epoch_end: Optional[Callable[[Dict[str, float]], None]] = None,
+) -> List[Dict[str, float]]:
+    """Train ``net`` on ``(user, positive, negative)`` batches with a pairwise loss.
+
+    Parameters follow the tutorial's ``train_ranking``: ``train_iter`` yields
+    batches whose last two columns are positive and negative items (any
+    leading columns, e.g. users and sequences, are passed first); each batch is
+    split across ``devices`` with ``split_and_load``; ``evaluator(net,
+    test_iter, test_seq_iter, candidates, num_users, num_items, devices)``
+    returns ``(hit_rate, auc)`` and runs every ``eval_step`` epochs.
+
+    Returns
+    -------
+    One dict per epoch: ``epoch`` (1-based), ``loss`` (mean per training
+    triplet), ``hit_rate`` and ``auc`` (NaN in epochs without evaluation),
+    ``train_seconds`` (the batch loop only), ``eval_seconds``,
+    ``examples_per_sec`` and ``score_spread`` (max - min score of the epoch's
+    last batch). A :class:`CollapseWarning` is issued when that spread says
+    every pair scores the same, unless ``collapse_check`` is False.
+    """
+    if int(num_epochs) != num_epochs or num_epochs < 0:
+        raise ValueError(f"num_epochs must be a non-negative integer; got {num_epochs!r}")
+    if int(eval_step) != eval_step or eval_step < 1:
+        raise ValueError(f"eval_step must be a positive integer; got {eval_step!r}")
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices must list at least one context")
+    _allow_np_updates(trainer)
+    history: List[Dict[str, float]] = []
+    hit_rate = auc = float("nan")
+    warned = False
+    for epoch in range(1, num_epochs + 1):
+        loss_sum, num_examples, last_scores = 0.0, 0, None
+        start = time.perf_counter()
+        for batch_index, batch in enumerate(train_iter, start=1):
+            columns = [_to_mx(values) for values in batch]
+            batch_size = columns[0].shape[0]
+            shards = [gluon.utils.split_and_load(values, devices, even_split=False)
+                      for values in columns]
+            with autograd.record():
+                positive = [net(*inputs) for inputs in zip(*shards[:-1])]
+                negative = [net(*inputs) for inputs in zip(*shards[:-2], shards[-1])]
+                batch_losses = [loss(p, n) for p, n in zip(positive, negative)]
+            for batch_loss in batch_losses:
+                batch_loss.backward()
+            trainer.step(batch_size)
+            batch_total = sum(float(batch_loss.sum()) for batch_loss in batch_losses)
+            if not math.isfinite(batch_total):
+                raise FloatingPointError(
+                    f"epoch {epoch}, batch {batch_index}: "
+                    f"the loss is {batch_total}; lower the learning rate or check the inputs")
+            loss_sum += batch_total
+            num_examples += batch_size
+            last_scores = (positive, negative)
+        train_seconds = time.perf_counter() - start
+
+        eval_seconds = 0.0
+        if epoch % eval_step == 0:
+            start = time.perf_counter()
+            with autograd.predict_mode():
+                hit_rate, auc = evaluator(net, test_iter, test_seq_iter, candidates,
+                                          num_users, num_items, devices)
+            eval_seconds = time.perf_counter() - start
+            hit_rate, auc = float(hit_rate), float(auc)
+        spread = _spread(last_scores)
+        stats = {
+            "epoch": epoch,
+            "loss": loss_sum / num_examples if num_examples else float("nan"),
+            "hit_rate": hit_rate if epoch % eval_step == 0 else float("nan"),
+            "auc": auc if epoch % eval_step == 0 else float("nan"),
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "examples_per_sec": num_examples / train_seconds if train_seconds > 0 else float("nan"),
+            "score_spread": spread,
+        }
+        history.append(stats)
+        if verbose:
+            print(f"epoch {epoch}: loss {stats['loss']:.4f}, hit rate {stats['hit_rate']:.3f}, "
+                  f"AUC {stats['auc']:.3f}, {stats['examples_per_sec']:.0f} examples/sec, "
+                  f"train {train_seconds:.2f} s, eval {eval_seconds:.2f} s", flush=True)
+        if collapse_check and not warned and math.isfinite(spread) and \
+                score_spread_collapsed(spread):
+            warned = True
+            warnings.warn(
+                f"training has collapsed: after epoch {epoch} the network gives every "
+                f"user-item pair the same score (spread {spread:.2g}) and the loss per pair is "
+                f"{stats['loss']:.4f} (ln 2 = 0.6931 means no preference is learned), so "
+                "rankings and hit rates are meaningless. This is what a sigmoid output under "
+                "BPR with weight decay does (the tutorial's exact setting); train on the raw "
+                "score (output_activation=None, tutorial_exact=False) or set wd=0.",
+                CollapseWarning, stacklevel=2)
+        if on_epoch_end is not None:
+            on_epoch_end(stats)
+    if verbose and history:
+        total_examples = sum(h["examples_per_sec"] * h["train_seconds"] for h in history)
+        total_seconds = sum(h["train_seconds"] for h in history)
+        print(f"train loss {history[-1]['loss']:.3f}, test hit rate {hit_rate:.3f}, "
+              f"test AUC {auc:.3f}")
+        print(f"{total_examples / total_seconds:.1f} examples/sec on {devices}")
+    return history
+
+
+def _spread(last_scores) -> float:
+    """max - min over the scores of the last batch (NaN if there was none)."""
+    if last_scores is None:
+        return float("nan")
+    values = np.concatenate([s.asnumpy().reshape(-1) for group in last_scores for s in group])
+    return float(values.max() - values.min()) if values.size else float("nan")
