@@ -7,8 +7,9 @@ from .experiment import FitConfig, FitResult, fit
 from .losses import BPRLoss, HingeLossbRec
 from .metrics import auc_from_counts, hit_and_auc, hit_rate_from_counts, rank_counts
 from .model import NeuMF
+from .parallel import try_all_gpus
 from .sampling import PRDataset, TripletLoader, sample_negatives
-from .training import CollapseWarning, train_ranking, try_all_gpus
+from .training import CollapseWarning, train_ranking
 
 __all__ = [
     "BPRLoss",

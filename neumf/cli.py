@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from . import __version__
 from .data import DataError
@@ -80,7 +80,7 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     args = build_parser().parse_args(argv)
     names = [spec.name for spec in dataclasses.fields(FitConfig)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ __all__ = [
 COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 SPLIT_MODES = ("random", "seq-aware")
 FEEDBACK_KINDS = ("explicit", "implicit")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class DataError(ValueError):
@@ -48,11 +49,14 @@ def _first_bad_line(path: Path, sep: str) -> DataError:
                 )
             for name, field in zip(COLUMNS, fields):
                 try:
-                    int(field)
+                    value = int(field)
                 except ValueError:
                     return DataError(
                         f"{path} line {lineno}: {name} is not an integer: {field[:40]!r}"
                     )
+                if not _INT64_MIN <= value <= _INT64_MAX:
+                    return DataError(f"{path} line {lineno}: {name} {field[:40]} does not fit "
+                                     "in a 64-bit integer")
     return DataError(f"{path}: could not be parsed as {len(COLUMNS)} integer columns")
 
 
@@ -89,7 +93,7 @@ def read_ratings(path: str | os.PathLike, sep: str = "\t") -> Tuple[pd.DataFrame
     except (ValueError, pd.errors.ParserError, OverflowError):
         raise _first_bad_line(path, sep) from None
     if data.empty:
-        raise DataError(f"{path}: the file holds no interactions")
+        raise DataError(f"{path}: the file is empty: it holds no interactions")
     for column in ("user_id", "item_id"):
         ids = data[column].to_numpy()
         if ids.min() < 1:
@@ -133,8 +137,8 @@ def split_data_ml100k(
     split_mode: str = "random",
     test_ratio: float = 0.1,
     *,
-    seed: Optional[int] = None,
-    rng: Optional[np.random.Generator] = None,
+    seed: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Split interactions into ``(train_data, test_data)`` as the tutorial does.
 

@@ -53,6 +53,7 @@ def sha1_of(path: str | os.PathLike) -> str:
 def _fetch(url: str, target: Path, sha1: str, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``target``, check its SHA-1,
     then rename it into place; on any failure nothing is left behind."""
+    created = not target.parent.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
@@ -69,6 +70,8 @@ def _fetch(url: str, target: Path, sha1: str, timeout: float) -> None:
         os.replace(tmp_name, target)
     except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if created and not any(target.parent.iterdir()):
+            target.parent.rmdir()
         if isinstance(exc, OSError) and not isinstance(exc, DownloadError):
             raise DownloadError(f"{url}: download failed: {exc}") from exc
         raise
@@ -104,7 +107,7 @@ def download_ml100k(
     data_dir: str | os.PathLike | None = None,
     *,
     url: str | None = None,
-    sha1: str = ML100K_SHA1,
+    sha1: str | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Path of ``ml-100k/u.data`` under the data directory, downloading and
@@ -112,8 +115,9 @@ def download_ml100k(
 
     The archive is verified against ``sha1`` before it is kept (as
     ``ml-100k.zip``, so a later call does not download again) or extracted.
-    ``url`` defaults to :data:`ML100K_URL`.
+    ``url`` and ``sha1`` default to :data:`ML100K_URL` and :data:`ML100K_SHA1`.
     """
+    sha1 = sha1 or ML100K_SHA1
     home = data_home(data_dir)
     ratings = home / "ml-100k" / "u.data"
     if ratings.is_file():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, use_np
 
 from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts
+from .parallel import split_and_load
 from .sampling import Candidates, candidate_pairs
 
 __all__ = ["evaluate_ranking", "score_users"]
@@ -65,8 +66,8 @@ def score_users(
         if seq_np is not None:
             inputs.append(seq_np[pair_users])
         inputs.append(np.tile(all_items, len(block)))
-        shards = [gluon.utils.split_and_load(mx.np.array(values, dtype=values.dtype), devices,
-                                             even_split=False) for values in inputs]
+        shards = split_and_load([mx.np.array(values, dtype=values.dtype) for values in inputs],
+                                devices)
         outputs = [net(*shard).asnumpy().reshape(-1) for shard in zip(*shards)]
         blocks.append(np.concatenate(outputs).reshape(len(block), num_items))
     if not blocks:
@@ -158,8 +159,10 @@ def evaluate_ranking(
         rows, items = pair_rows[pairs] - start, pair_items[pairs]
         pair_scores = scores[rows]
         rankable = ~seen[rows, items]
+        pair_candidates = ~seen[rows]
+        pair_candidates[np.arange(len(rows)), items] = True  # scored, then zeroed if seen
         higher, ties, num_candidates = rank_counts(
-            pair_scores, pair_scores[np.arange(len(rows)), items], ~seen[rows])
+            pair_scores, pair_scores[np.arange(len(rows)), items], pair_candidates)
         hits[pairs] = np.where(rankable, hit_rate_from_counts(higher, ties, k), 0.0)
         aucs[pairs] = np.where(rankable, auc_from_counts(higher, ties, num_candidates), 0.0)
 

@@ -6,17 +6,18 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import mxnet as mx
 from mxnet import gluon
 
-from .data import load_data_ml100k, read_data_ml100k, split_data_ml100k
+from .data import SPLIT_MODES, load_data_ml100k, read_data_ml100k, split_data_ml100k
 from .evaluation import evaluate_ranking
 from .losses import BPRLoss, HingeLossbRec
 from .model import NeuMF
+from .parallel import try_all_gpus
 from .sampling import PRDataset
-from .training import train_ranking, try_all_gpus
+from .training import train_ranking
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 
@@ -45,7 +46,7 @@ class FitConfig:
     k: int = 50
     eval_step: int = 1
     tutorial_exact: bool = False
-    seed: Optional[int] = None
+    seed: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
@@ -65,6 +66,8 @@ class FitConfig:
             raise ValueError(f"wd must be non-negative; got {self.wd!r}")
         if self.optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        if self.split_mode not in SPLIT_MODES:
+            raise ValueError(f"split_mode must be one of {SPLIT_MODES}; got {self.split_mode!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {tuple(LOSSES)}; got {self.loss!r}")
 
@@ -92,7 +95,7 @@ class FitResult:
 def fit(
     *,
     data_dir: Union[str, os.PathLike, None] = None,
-    devices: Optional[Sequence[mx.Context]] = None,
+    devices: Sequence[mx.Context] | None = None,
     verbose: bool = True,
     **overrides,
 ) -> FitResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 from mxnet import use_np
 from mxnet.gluon import nn
@@ -43,7 +43,7 @@ class NeuMF(nn.HybridBlock):
         num_users: int,
         num_items: int,
         nums_hiddens: Sequence[int],
-        output_activation: Optional[str] = None,
+        output_activation: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Iterator, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 from mxnet import gluon
@@ -30,7 +30,8 @@ def candidate_pairs(candidates: Candidates) -> Tuple[np.ndarray, np.ndarray]:
 
 def seen_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
     """Sorted unique ``user * num_items + item`` keys of the seen pairs, int64."""
-    return np.unique(np.asarray(users, dtype=np.int64) * num_items + np.asarray(items, dtype=np.int64))
+    users = np.asarray(users, dtype=np.int64)
+    return np.unique(users * num_items + np.asarray(items, dtype=np.int64))
 
 
 def sample_negatives(
@@ -98,7 +99,7 @@ class PRDataset(gluon.data.Dataset):
     """
 
     def __init__(self, users, items, candidates: Candidates, num_items: int,
-                 *, seed: Optional[int] = None):
+                 *, seed: int | None = None):
         self.users = np.asarray(users, dtype=np.int64)
         self.items = np.asarray(items, dtype=np.int64)
         if self.users.shape != self.items.shape or self.users.ndim != 1:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, use_np
 
-__all__ = ["CollapseWarning", "score_spread_collapsed", "train_ranking", "try_all_gpus"]
+from .parallel import split_and_load
 
-# Spread (max - min) of a batch's scores below which they no longer vary: a
-# collapsed run measures ~1e-7 (sigmoid outputs all 0.5), a learning one > 0.1.
+__all__ = ["CollapseWarning", "score_spread_collapsed", "train_ranking"]
+
+# Spread (max - min) of a batch's scores at or below which they no longer vary.
+# Measured: a collapsed run reaches exactly 0 (sigmoid outputs all 0.5) or keeps
+# shrinking below 1e-6; a learning run can start near 1e-5 but grows every epoch.
 COLLAPSE_SPREAD = 1e-4
 
 
@@ -22,15 +25,16 @@ class CollapseWarning(RuntimeWarning):
     """Training collapsed: the network gives every pair (almost) the same score."""
 
 
-def try_all_gpus() -> List[mx.Context]:
-    """All GPUs, or ``[mx.cpu()]`` if there is none."""
-    gpus = [mx.gpu(i) for i in range(mx.context.num_gpus())]
-    return gpus or [mx.cpu()]
-
-
-def score_spread_collapsed(spread: float, tolerance: float = COLLAPSE_SPREAD) -> bool:
-    """Whether a batch's score spread (max - min) says the scores no longer vary."""
-    return spread <= tolerance
+def score_spread_collapsed(spread: float, previous: float | None = None,
+                           tolerance: float = COLLAPSE_SPREAD) -> bool:
+    """Whether the scores no longer vary: the spread (max - min) of a batch's
+    scores is exactly 0, or at most ``tolerance`` and not larger than the
+    previous epoch's (a learning model's small early spread grows)."""
+    if not math.isfinite(spread):
+        return False
+    if spread == 0.0:
+        return True
+    return previous is not None and spread <= tolerance and spread <= previous
 
 
 def _allow_np_updates(trainer: gluon.Trainer) -> None:
@@ -70,7 +74,7 @@ def train_ranking(
     *,
     verbose: bool = True,
     collapse_check: bool = True,
-    on_epoch_end: Optional[Callable[[Dict[str, float]], None]] = None,
+    on_epoch_end: Callable[[Dict[str, float]], None] | None = None,
 ) -> List[Dict[str, float]]:
     """Train ``net`` on ``(user, positive, negative)`` batches with a pairwise loss.
 
@@ -107,8 +111,7 @@ def train_ranking(
         for batch_index, batch in enumerate(train_iter, start=1):
             columns = [_to_mx(values) for values in batch]
             batch_size = columns[0].shape[0]
-            shards = [gluon.utils.split_and_load(values, devices, even_split=False)
-                      for values in columns]
+            shards = split_and_load(columns, devices)
             with autograd.record():
                 positive = [net(*inputs) for inputs in zip(*shards[:-1])]
                 negative = [net(*inputs) for inputs in zip(*shards[:-2], shards[-1])]
@@ -150,16 +153,17 @@ def train_ranking(
             print(f"epoch {epoch}: loss {stats['loss']:.4f}, hit rate {stats['hit_rate']:.3f}, "
                   f"AUC {stats['auc']:.3f}, {stats['examples_per_sec']:.0f} examples/sec, "
                   f"train {train_seconds:.2f} s, eval {eval_seconds:.2f} s", flush=True)
-        if collapse_check and not warned and math.isfinite(spread) and \
-                score_spread_collapsed(spread):
+        previous = history[-2]["score_spread"] if len(history) > 1 else None
+        if collapse_check and not warned and score_spread_collapsed(spread, previous):
             warned = True
             warnings.warn(
                 f"training has collapsed: after epoch {epoch} the network gives every "
                 f"user-item pair the same score (spread {spread:.2g}) and the loss per pair is "
                 f"{stats['loss']:.4f} (ln 2 = 0.6931 means no preference is learned), so "
-                "rankings and hit rates are meaningless. This is what a sigmoid output under "
-                "BPR with weight decay does (the tutorial's exact setting); train on the raw "
-                "score (output_activation=None, tutorial_exact=False) or set wd=0.",
+                "rankings and hit rates are meaningless. Weight decay has outweighed the data "
+                "gradients, which is what the tutorial's sigmoid output under BPR does "
+                "(tutorial_exact=True): train on the raw score (output_activation=None) "
+                "or lower wd.",
                 CollapseWarning, stacklevel=2)
         if on_epoch_end is not None:
             on_epoch_end(stats)

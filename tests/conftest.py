@@ -1,0 +1,75 @@
+"""Shared fixtures: seeds, synthetic interaction data, the real data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    mx.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def planted_interactions(num_groups=4, users_per_group=20, items_per_group=15, per_user=8,
+                         seed=0):
+    """Users in groups that each interact only with their own group's items.
+
+    Returns 1-based ``(users, items, ratings, timestamps)`` arrays with
+    ``per_user + 1`` distinct items per user and distinct timestamps, so the
+    seq-aware test item of every user is in its group: the right answer is known.
+    """
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for group in range(num_groups):
+        group_items = np.arange(group * items_per_group, (group + 1) * items_per_group)
+        for member in range(users_per_group):
+            user = group * users_per_group + member
+            chosen = rng.choice(group_items, size=per_user + 1, replace=False)
+            users.extend([user] * len(chosen))
+            items.extend(chosen.tolist())
+    users = np.asarray(users) + 1
+    items = np.asarray(items) + 1
+    ratings = rng.integers(1, 6, size=len(users))
+    stamps = 880_000_000 + rng.permutation(len(users)) * 7
+    return users, items, ratings, stamps
+
+
+def write_u_data(folder: Path, columns, name="u.data") -> Path:
+    """Write tab-separated rows as ``<folder>/ml-100k/<name>``; returns the data dir."""
+    target = Path(folder) / "ml-100k"
+    target.mkdir(parents=True, exist_ok=True)
+    rows = np.column_stack(columns)
+    (target / name).write_text("".join("\t".join(map(str, row)) + "\n" for row in rows))
+    return Path(folder)
+
+
+@pytest.fixture
+def planted_dir(tmp_path):
+    """A data directory whose ml-100k/u.data holds planted group structure."""
+    return write_u_data(tmp_path, planted_interactions())
+
+
+@pytest.fixture
+def ml100k_dir():
+    """The real MovieLens-100K directory, or skip."""
+    folder = os.environ.get("NEUMF_DATA_DIR")
+    if not folder or not (Path(folder) / "ml-100k" / "u.data").is_file():
+        pytest.skip("MovieLens-100K not available: set NEUMF_DATA_DIR to a folder holding "
+                    "ml-100k/u.data (see ../shared/data/README.md)")
+    return Path(folder)
+
+
+@pytest.fixture(params=[1, 2], ids=["1ctx", "2ctx"])
+def devices(request):
+    return [mx.cpu(i) for i in range(request.param)]

@@ -1,0 +1,127 @@
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from neumf import NeuMF, evaluate_ranking, hit_and_auc, score_users
+
+
+class TableNet(gluon.nn.Block):
+    """A stub network whose score of (user, item) is ``table[user, item]``."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = np.asarray(table, dtype=np.float32)
+
+    def forward(self, user_id, item_id):
+        users = user_id.asnumpy().astype(int)
+        items = item_id.asnumpy().astype(int)
+        return mx.np.array(self.table[users, items][:, None])
+
+
+def reference_evaluate(scores, test_input, candidates, num_items, k):
+    """The tutorial's per-user evaluation, ranking all num_items (valid without ties)."""
+    hits, aucs = [], []
+    for user, test_items in test_input.items():
+        seen = set(candidates.get(user, []))
+        ranked = sorted((i for i in range(num_items) if i not in seen),
+                        key=lambda i: scores[user, i], reverse=True)
+        hit, auc = hit_and_auc(ranked, test_items, k)
+        hits.append(hit)
+        aucs.append(auc)
+    return float(np.mean(hits)), float(np.mean(aucs))
+
+
+def random_split(rng, num_users, num_items, per_user, tests_per_user=1):
+    candidates, test_input = {}, {}
+    for user in range(num_users):
+        chosen = rng.choice(num_items, size=per_user + tests_per_user, replace=False)
+        candidates[user] = chosen[:per_user].tolist()
+        test_input[user] = chosen[per_user:].tolist()
+    return candidates, test_input
+
+
+def test_items_beyond_num_users_are_ranked():
+    # 2 users, 6 items; the test item 5 (>= num_users) scores best: the tutorial
+    # (ranking ids < num_users only) would miss it entirely.
+    table = np.tile(np.arange(6, dtype=np.float32), (2, 1))
+    hit_rate, auc = evaluate_ranking(TableNet(table), {0: [5], 1: [5]}, None,
+                                     {0: [0], 1: [1]}, 2, 6, [mx.cpu()], k=1)
+    assert hit_rate == 1.0 and auc == 1.0
+
+
+def test_seen_items_are_not_ranked():
+    # user 0 trained on items 3 and 4, which outscore its test item 2
+    table = np.array([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    hit_rate, auc = evaluate_ranking(TableNet(table), {0: [2]}, None, {0: [3, 4]}, 1, 5,
+                                     [mx.cpu()], k=1)
+    assert hit_rate == 1.0 and auc == 1.0
+    hit_rate, auc = evaluate_ranking(TableNet(table), {0: [2]}, None, {0: []}, 1, 5,
+                                     [mx.cpu()], k=1)
+    assert hit_rate == 0.0 and auc == pytest.approx(2 / 4)
+
+
+def test_constant_model_scores_at_chance():
+    rng = np.random.default_rng(1)
+    num_users, num_items, per_user = 20, 300, 50
+    candidates, test_input = random_split(rng, num_users, num_items, per_user)
+    table = np.full((num_users, num_items), 0.5)
+    hit_rate, auc = evaluate_ranking(TableNet(table), test_input, None, candidates,
+                                     num_users, num_items, [mx.cpu()], k=50)
+    assert hit_rate == pytest.approx(50 / (num_items - per_user))
+    assert auc == pytest.approx(0.5)
+
+
+def test_test_item_also_in_training_is_a_miss():
+    table = np.array([[5.0, 1.0, 0.0]])
+    hit_rate, auc = evaluate_ranking(TableNet(table), {0: [0]}, None, {0: [0]}, 1, 3,
+                                     [mx.cpu()], k=2)
+    assert (hit_rate, auc) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("tests_per_user", [1, 3])
+@pytest.mark.parametrize("max_pairs", [1, 1000, 1 << 20])
+def test_matches_reference_on_random_tables(tests_per_user, max_pairs):
+    rng = np.random.default_rng(tests_per_user)
+    num_users, num_items = 25, 120
+    candidates, test_input = random_split(rng, num_users, num_items, 30, tests_per_user)
+    del test_input[3]  # a user without test items is not averaged
+    table = rng.permutation(num_users * num_items).reshape(num_users, num_items).astype(float)
+    for k in (1, 10, 50):
+        expected = reference_evaluate(table, test_input, candidates, num_items, k)
+        got = evaluate_ranking(TableNet(table), test_input, None, candidates, num_users,
+                               num_items, [mx.cpu()], k=k, max_pairs=max_pairs)
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_matches_reference_for_a_random_neumf(devices):
+    rng = np.random.default_rng(5)
+    num_users, num_items = 30, 70
+    candidates, test_input = random_split(rng, num_users, num_items, 10)
+    net = NeuMF(4, num_users, num_items, [6, 3])
+    net.initialize(mx.init.Normal(1.0), ctx=devices)
+    net.hybridize()
+    scores = score_users(net, np.arange(num_users), num_items, devices)
+    assert scores.shape == (num_users, num_items)
+    assert len(np.unique(scores)) == scores.size  # no ties, so the reference is exact
+    expected = reference_evaluate(scores, test_input, candidates, num_items, 10)
+    got = evaluate_ranking(net, test_input, None, candidates, num_users, num_items, devices,
+                           k=10)
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_score_users_matches_pairwise_calls():
+    net = NeuMF(3, 5, 9, [4])
+    net.initialize(mx.init.Normal(0.5))
+    scores = score_users(net, np.array([4, 1]), 9, [mx.cpu()], max_pairs=10)
+    direct = net(mx.np.array([4] * 9 + [1] * 9, dtype="int32"),
+                 mx.np.array(list(range(9)) * 2, dtype="int32")).asnumpy().reshape(2, 9)
+    np.testing.assert_allclose(scores, direct, rtol=1e-6)
+
+
+def test_bad_ids_and_k_are_refused():
+    net = TableNet(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="test_input items must be in 0..2"):
+        evaluate_ranking(net, {0: [3]}, None, {}, 2, 3, [mx.cpu()])
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        evaluate_ranking(net, {0: [1]}, None, {}, 2, 3, [mx.cpu()], k=0)

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from neumf import PRDataset, sample_negatives
+from neumf.sampling import candidate_pairs, seen_keys
+
+
+@pytest.fixture
+def toy():
+    rng = np.random.default_rng(3)
+    num_users, num_items = 12, 30
+    candidates = {u: rng.choice(num_items, size=int(rng.integers(1, 25)), replace=False).tolist()
+                  for u in range(num_users)}
+    users, items = candidate_pairs(candidates)
+    return users, items, candidates, num_items
+
+
+def test_sample_negatives_never_seen_and_uniform(toy):
+    users, items, candidates, num_items = toy
+    keys = seen_keys(users, items, num_items)
+    draws_per_user = 6000
+    user_ids = np.repeat(np.arange(len(candidates)), draws_per_user)
+    negatives = sample_negatives(user_ids, keys, num_items, np.random.default_rng(0))
+    for user, seen in candidates.items():
+        drawn = negatives[user_ids == user]
+        assert not set(drawn.tolist()) & set(seen)
+        unseen = sorted(set(range(num_items)) - set(seen))
+        assert sorted(set(drawn.tolist())) == unseen  # covers every unseen item
+        counts = np.bincount(drawn, minlength=num_items)[unseen]
+        expected = draws_per_user / len(unseen)
+        # uniform: each count within 6 standard deviations of its expectation
+        assert np.all(np.abs(counts - expected) < 6 * np.sqrt(expected))
+
+
+def test_same_seed_same_draws(toy):
+    users, items, candidates, num_items = toy
+    a = PRDataset(users, items, candidates, num_items, seed=1)
+    b = PRDataset(users, items, candidates, num_items, seed=1)
+    batches_a = [np.concatenate(batch) for batch in a.loader(7)]
+    batches_b = [np.concatenate(batch) for batch in b.loader(7)]
+    np.testing.assert_array_equal(np.concatenate(batches_a), np.concatenate(batches_b))
+
+
+def test_prdataset_getitem_draws_fresh_unseen_negatives(toy):
+    users, items, candidates, num_items = toy
+    dataset = PRDataset(users, items, candidates, num_items, seed=0)
+    assert len(dataset) == len(users)
+    drawn = set()
+    for _ in range(3000):
+        user, positive, negative = dataset[0]
+        assert (user, positive) == (users[0], items[0])
+        assert negative not in candidates[int(user)]
+        drawn.add(int(negative))
+    assert drawn == set(range(num_items)) - set(candidates[int(users[0])])
+
+
+def test_loader_covers_every_triplet_once_per_pass(toy):
+    users, items, candidates, num_items = toy
+    dataset = PRDataset(users, items, candidates, num_items, seed=0)
+    loader = dataset.loader(16)
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == len(loader) == -(-len(users) // 16)
+        got_users = np.concatenate([b[0] for b in batches])
+        got_items = np.concatenate([b[1] for b in batches])
+        got_negs = np.concatenate([b[2] for b in batches])
+        pairs = sorted(zip(got_users.tolist(), got_items.tolist()))
+        assert pairs == sorted(zip(users.tolist(), items.tolist()))
+        assert not any(n in candidates[u] for u, n in zip(got_users.tolist(), got_negs.tolist()))
+
+
+def test_user_who_has_seen_everything_is_refused():
+    with pytest.raises(ValueError, match="user 1 has seen all 3 items"):
+        PRDataset([0, 1], [0, 1], {0: [0], 1: [0, 1, 2]}, 3)
+
+
+def test_candidates_as_list_of_lists():
+    users, items = candidate_pairs([[1, 2], [], [0]])
+    assert users.tolist() == [0, 0, 2] and items.tolist() == [1, 2, 0]
