@@ -10,9 +10,9 @@ import sys
 from typing import List, Sequence
 
 from . import __version__
-from .data import DataError
+from .data import SPLIT_MODES, DataError
 from .download import DownloadError
-from .experiment import FitConfig, fit
+from .experiment import LOSSES, OPTIMIZERS, FitConfig, fit
 
 __all__ = ["build_parser", "main"]
 
@@ -32,7 +32,7 @@ _HELP = {
     "tutorial_exact": "train through the tutorial's sigmoid output (collapses; for comparison)",
     "seed": "seed for initialisation, shuffling and negative sampling",
 }
-_CHOICES = {"loss": ("bpr", "hinge"), "split_mode": ("seq-aware", "random")}
+_CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:

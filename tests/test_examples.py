@@ -1,0 +1,29 @@
+"""Each example runs as a newcomer would, on a small synthetic data set."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script, *args):
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_reproduce_tutorial_runs(planted_dir):
+    done = _run("reproduce_tutorial.py", "--data-dir", str(planted_dir), "--epochs", "2",
+                "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("epoch 1:") and lines[1].startswith("epoch 2:")
+    assert any(line.startswith("train loss ") and ", test hit rate " in line and
+               ", test AUC " in line for line in lines)
+    assert any(line.endswith("examples/sec on [cpu(0)]") for line in lines)
+
+
+def test_tutorial_by_imports_runs(planted_dir):
+    done = _run("tutorial_by_imports.py", "--data-dir", str(planted_dir), "--epochs", "2")
+    assert done.returncode == 0, done.stderr
+    assert "test hit rate" in done.stdout
