@@ -141,10 +141,13 @@ def fit(
     trainer = gluon.Trainer(net.collect_params(), config.optimizer,
                             {"learning_rate": config.lr, "wd": config.wd})
 
+    loss = LOSSES[config.loss]()
+    loss.hybridize()
+
     def evaluator(*args):
         return evaluate_ranking(*args, k=config.k)
 
-    history = train_ranking(net, train_iter, test_input, LOSSES[config.loss](),
+    history = train_ranking(net, train_iter, test_input, loss,
                             trainer, None, num_users, num_items, config.num_epochs, devices,
                             evaluator, candidates, config.eval_step, verbose=verbose)
     evaluated = [h for h in history if not math.isnan(h["hit_rate"])]

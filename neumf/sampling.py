@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping, Sequence, Tuple, Union
 
+import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
@@ -118,21 +119,28 @@ class PRDataset(gluon.data.Dataset):
         negative = sample_negatives(np.atleast_1d(user), self.keys, self.num_items, self.rng)
         return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
 
-    def loader(self, batch_size: int, shuffle: bool = True) -> TripletLoader:
-        """Batches of ``(users, items, negatives)`` NumPy arrays; each pass (epoch)
-        shuffles and draws all its negatives in one vectorized call."""
-        return TripletLoader(self, batch_size, shuffle=shuffle)
+    def loader(self, batch_size: int, shuffle: bool = True,
+               as_numpy: bool = False) -> TripletLoader:
+        """Batches of ``(users, items, negatives)``; each pass (epoch) shuffles and
+        draws all its negatives in one vectorized call. See :class:`TripletLoader`."""
+        return TripletLoader(self, batch_size, shuffle=shuffle, as_numpy=as_numpy)
 
 
 class TripletLoader:
     """Iterable over a :class:`PRDataset` in batches, re-shuffled and re-sampled
     on every pass. The last batch may be smaller; every triplet is used once
-    per pass. Draws from the dataset's generator, so a seeded dataset repeats."""
+    per pass. Draws from the dataset's generator, so a seeded dataset repeats.
 
-    def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True):
+    Batches are ``mx.np`` int32 arrays (copied to MXNet once per pass, then
+    sliced), or NumPy int64 arrays with ``as_numpy=True``.
+    """
+
+    def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True,
+                 as_numpy: bool = False):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
+        self.as_numpy = as_numpy
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
@@ -141,7 +149,9 @@ class TripletLoader:
         data = self.dataset
         order = data.rng.permutation(len(data)) if self.shuffle else np.arange(len(data))
         users, items = data.users[order], data.items[order]
-        negatives = sample_negatives(users, data.keys, data.num_items, data.rng)
+        columns = (users, items, sample_negatives(users, data.keys, data.num_items, data.rng))
+        if not self.as_numpy:
+            columns = tuple(mx.np.array(column, dtype=np.int32) for column in columns)
         for start in range(0, len(order), self.batch_size):
             stop = start + self.batch_size
-            yield users[start:stop], items[start:stop], negatives[start:stop]
+            yield tuple(column[start:stop] for column in columns)

@@ -110,10 +110,27 @@ def test_matches_reference_for_a_random_neumf(devices):
     assert got == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("hiddens, activation", [([4], None), ([6, 5, 3], None),
+                                                 ([6, 3], "sigmoid")])
+def test_fast_neumf_scores_match_pairwise_calls(hiddens, activation):
+    net = NeuMF(3, 5, 9, hiddens, output_activation=activation)
+    net.initialize(mx.init.Normal(0.5))
+    net.hybridize()
+    for max_pairs in (1, 10, 1000):
+        scores = net.score_matrix(np.array([4, 1, 4]), max_pairs=max_pairs)
+        direct = net(mx.np.array([4] * 9 + [1] * 9 + [4] * 9, dtype="int32"),
+                     mx.np.array(list(range(9)) * 3, dtype="int32")).asnumpy().reshape(3, 9)
+        np.testing.assert_allclose(scores, direct, rtol=1e-5, atol=1e-6)
+
+
 def test_score_users_matches_pairwise_calls():
     net = NeuMF(3, 5, 9, [4])
     net.initialize(mx.init.Normal(0.5))
     scores = score_users(net, np.array([4, 1]), 9, [mx.cpu()], max_pairs=10)
+    # a plain-function wrapper has no score_matrix: the pairwise path
+    scores_pairwise = score_users(lambda u, i: net(u, i), np.array([4, 1]), 9, [mx.cpu()],
+                                  max_pairs=10)
+    np.testing.assert_allclose(scores, scores_pairwise, rtol=1e-5, atol=1e-6)
     direct = net(mx.np.array([4] * 9 + [1] * 9, dtype="int32"),
                  mx.np.array(list(range(9)) * 2, dtype="int32")).asnumpy().reshape(2, 9)
     np.testing.assert_allclose(scores, direct, rtol=1e-6)
@@ -125,3 +142,17 @@ def test_bad_ids_and_k_are_refused():
         evaluate_ranking(net, {0: [3]}, None, {}, 2, 3, [mx.cpu()])
     with pytest.raises(ValueError, match="k must be a positive integer"):
         evaluate_ranking(net, {0: [1]}, None, {}, 2, 3, [mx.cpu()], k=0)
+
+
+def test_fast_and_pairwise_evaluation_agree_on_random_models():
+    rng = np.random.default_rng(11)
+    num_users, num_items = 40, 150
+    for trial in range(3):
+        candidates, test_input = random_split(rng, num_users, num_items, 20, 1 + trial)
+        net = NeuMF(5, num_users, num_items, [7, 4])
+        net.initialize(mx.init.Normal(0.3))
+        fast = evaluate_ranking(net, test_input, None, candidates, num_users, num_items,
+                                [mx.cpu()], k=10)
+        slow = evaluate_ranking(lambda u, i: net(u, i), test_input, None, candidates,
+                                num_users, num_items, [mx.cpu()], k=10)
+        assert fast == pytest.approx(slow, abs=1e-12)

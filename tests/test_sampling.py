@@ -1,3 +1,4 @@
+import mxnet as mx
 import numpy as np
 import pytest
 
@@ -36,8 +37,8 @@ def test_same_seed_same_draws(toy):
     users, items, candidates, num_items = toy
     a = PRDataset(users, items, candidates, num_items, seed=1)
     b = PRDataset(users, items, candidates, num_items, seed=1)
-    batches_a = [np.concatenate(batch) for batch in a.loader(7)]
-    batches_b = [np.concatenate(batch) for batch in b.loader(7)]
+    batches_a = [np.concatenate(batch) for batch in a.loader(7, as_numpy=True)]
+    batches_b = [np.concatenate(batch) for batch in b.loader(7, as_numpy=True)]
     np.testing.assert_array_equal(np.concatenate(batches_a), np.concatenate(batches_b))
 
 
@@ -57,7 +58,7 @@ def test_prdataset_getitem_draws_fresh_unseen_negatives(toy):
 def test_loader_covers_every_triplet_once_per_pass(toy):
     users, items, candidates, num_items = toy
     dataset = PRDataset(users, items, candidates, num_items, seed=0)
-    loader = dataset.loader(16)
+    loader = dataset.loader(16, as_numpy=True)
     for _ in range(2):
         batches = list(loader)
         assert len(batches) == len(loader) == -(-len(users) // 16)
@@ -77,3 +78,16 @@ def test_user_who_has_seen_everything_is_refused():
 def test_candidates_as_list_of_lists():
     users, items = candidate_pairs([[1, 2], [], [0]])
     assert users.tolist() == [0, 0, 2] and items.tolist() == [1, 2, 0]
+
+
+def test_loader_yields_mxnet_batches_by_default(toy):
+    users, items, candidates, num_items = toy
+    mx_batches = list(PRDataset(users, items, candidates, num_items, seed=2).loader(16))
+    np_batches = list(PRDataset(users, items, candidates, num_items, seed=2).loader(
+        16, as_numpy=True))
+    assert len(mx_batches) == len(np_batches)
+    for mx_batch, np_batch in zip(mx_batches, np_batches):
+        assert all(isinstance(column, mx.np.ndarray) for column in mx_batch)
+        assert mx_batch[0].dtype == np.int32
+        for mx_column, np_column in zip(mx_batch, np_batch):
+            np.testing.assert_array_equal(mx_column.asnumpy(), np_column)
