@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator, Mapping, Sequence, Tuple, Union
 
 import mxnet as mx
@@ -24,8 +25,8 @@ def candidate_pairs(candidates: Candidates) -> Tuple[np.ndarray, np.ndarray]:
         lists = list(candidates)
     lengths = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
     users = np.repeat(np.asarray(keys, dtype=np.int64), lengths)
-    items = (np.concatenate([np.asarray(items, dtype=np.int64) for items in lists])
-             if lengths.sum() else np.zeros(0, dtype=np.int64))
+    items = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64,
+                        count=int(lengths.sum()))
     return users, items
 
 

@@ -19,6 +19,11 @@ class TableNet(gluon.nn.Block):
         return mx.np.array(self.table[users, items][:, None])
 
 
+def pairwise_only(net):
+    """The network as a plain function: no score_matrix, so scored pair by pair."""
+    return lambda user_id, item_id: net(user_id, item_id)
+
+
 def reference_evaluate(scores, test_input, candidates, num_items, k):
     """The tutorial's per-user evaluation, ranking all num_items (valid without ties)."""
     hits, aucs = [], []
@@ -128,7 +133,7 @@ def test_score_users_matches_pairwise_calls():
     net.initialize(mx.init.Normal(0.5))
     scores = score_users(net, np.array([4, 1]), 9, [mx.cpu()], max_pairs=10)
     # a plain-function wrapper has no score_matrix: the pairwise path
-    scores_pairwise = score_users(lambda u, i: net(u, i), np.array([4, 1]), 9, [mx.cpu()],
+    scores_pairwise = score_users(pairwise_only(net), np.array([4, 1]), 9, [mx.cpu()],
                                   max_pairs=10)
     np.testing.assert_allclose(scores, scores_pairwise, rtol=1e-5, atol=1e-6)
     direct = net(mx.np.array([4] * 9 + [1] * 9, dtype="int32"),
@@ -153,6 +158,45 @@ def test_fast_and_pairwise_evaluation_agree_on_random_models():
         net.initialize(mx.init.Normal(0.3))
         fast = evaluate_ranking(net, test_input, None, candidates, num_users, num_items,
                                 [mx.cpu()], k=10)
-        slow = evaluate_ranking(lambda u, i: net(u, i), test_input, None, candidates,
+        slow = evaluate_ranking(pairwise_only(net), test_input, None, candidates,
                                 num_users, num_items, [mx.cpu()], k=10)
         assert fast == pytest.approx(slow, abs=1e-12)
+
+
+def _set(net, name, values):
+    param = net._collect_params_with_prefix()[name]
+    param.set_data(mx.np.array(np.asarray(values, dtype=np.float32).reshape(param.shape)))
+
+
+@pytest.mark.parametrize("case", ["dead_first_units", "constant_later_units", "dead_mlp",
+                                  "tiny_weights"])
+def test_pruned_mlp_scores_match_pairwise_calls(case):
+    rng = np.random.default_rng(4)
+    net = NeuMF(4, 6, 11, [5, 4, 3])
+    net.initialize(mx.init.Normal(0.7))
+    weights = {n: p.data().asnumpy() for n, p in net._collect_params_with_prefix().items()}
+    if case == "dead_first_units":  # units 0 and 3 never positive
+        first = weights["mlp.0.weight"]
+        first[[0, 3]] = 0
+        bias = weights["mlp.0.bias"]
+        bias[[0, 3]] = -1.0
+        _set(net, "mlp.0.weight", first)
+        _set(net, "mlp.0.bias", bias)
+    elif case == "constant_later_units":  # unit 1 of layer 2 is relu(bias) = 0.8
+        second = weights["mlp.1.weight"]
+        second[1] = 0
+        bias = weights["mlp.1.bias"]
+        bias[1] = 0.8
+        _set(net, "mlp.1.weight", second)
+        _set(net, "mlp.1.bias", bias)
+    elif case == "dead_mlp":  # as weight decay leaves it under the tutorial's settings
+        for name in ("mlp.0.weight", "mlp.1.weight", "mlp.2.weight"):
+            _set(net, name, np.zeros_like(weights[name]))
+        _set(net, "mlp.1.bias", rng.uniform(0.1, 1.0, 4))
+        _set(net, "mlp.2.bias", rng.uniform(0.1, 1.0, 3))
+    else:
+        _set(net, "mlp.1.weight", weights["mlp.1.weight"] * 1e-20)
+    users = np.arange(6)
+    direct = net(mx.np.array(np.repeat(users, 11), dtype="int32"),
+                 mx.np.array(np.tile(np.arange(11), 6), dtype="int32")).asnumpy().reshape(6, 11)
+    np.testing.assert_allclose(net.score_matrix(users), direct, rtol=1e-5, atol=1e-5)
