@@ -1,13 +1,25 @@
 """NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
 
 from .data import DataError, load_data_ml100k, read_data_ml100k, read_ratings, split_data_ml100k
+from .datasets import RecData, load_dataset
 from .download import DownloadError, data_home, download_ml100k
-from .evaluation import evaluate_ranking, score_users
+from .evaluation import evaluate_model, evaluate_ranking, score_users
 from .experiment import FitConfig, FitResult, fit
 from .losses import BPRLoss, HingeLossbRec
-from .metrics import auc_from_counts, hit_and_auc, hit_rate_from_counts, rank_counts
+from .metrics import (
+    auc_from_counts,
+    hit_and_auc,
+    hit_rate_from_counts,
+    mrr_from_counts,
+    ndcg_from_counts,
+    rank_counts,
+    ranking_metrics,
+)
 from .model import NeuMF
 from .parallel import try_all_gpus
+from .plotting import LivePlot, plot_history
+from .recommend import Recommendations, recommend
+from .runs import RunError, export_net, load_model
 from .sampling import PRDataset, TripletLoader, sample_negatives
 from .training import CollapseWarning, train_ranking
 
@@ -19,20 +31,33 @@ __all__ = [
     "FitConfig",
     "FitResult",
     "HingeLossbRec",
+    "LivePlot",
     "NeuMF",
     "PRDataset",
+    "RecData",
+    "Recommendations",
+    "RunError",
     "TripletLoader",
     "auc_from_counts",
     "data_home",
     "download_ml100k",
+    "evaluate_model",
     "evaluate_ranking",
+    "export_net",
     "fit",
     "hit_and_auc",
     "hit_rate_from_counts",
     "load_data_ml100k",
+    "load_dataset",
+    "load_model",
+    "mrr_from_counts",
+    "ndcg_from_counts",
+    "plot_history",
     "rank_counts",
+    "ranking_metrics",
     "read_data_ml100k",
     "read_ratings",
+    "recommend",
     "sample_negatives",
     "score_users",
     "split_data_ml100k",

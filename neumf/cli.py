@@ -7,12 +7,18 @@ import dataclasses
 import json
 import math
 import sys
-from typing import List, Sequence
+from typing import Sequence
+
+import mxnet as mx
 
 from . import __version__
 from .data import SPLIT_MODES, DataError
+from .datasets import DATASETS
 from .download import DownloadError
-from .experiment import LOSSES, OPTIMIZERS, FitConfig, fit
+from .evaluation import evaluate_model
+from .experiment import LOSSES, OPTIMIZERS, PROTOCOLS, FitConfig, fit, sampled_negatives
+from .recommend import recommend
+from .runs import RunError, load_model
 
 __all__ = ["build_parser", "main"]
 
@@ -26,13 +32,17 @@ _HELP = {
     "optimizer": "Gluon optimizer name",
     "loss": "pairwise loss",
     "init_sigma": "standard deviation of the Normal initialisation",
-    "split_mode": "how the test set is held out",
+    "split_mode": "how the test set is held out (random: ML-100K only)",
+    "protocol": "evaluation: full (against every item not trained on) or sampled (against "
+                "the data set's negatives, or --eval-negatives random ones)",
+    "eval_negatives": "negatives per test pair for the sampled protocol without given ones",
     "k": "cut-off of the hit rate",
     "eval_step": "evaluate every this many epochs",
     "tutorial_exact": "train through the tutorial's sigmoid output (collapses; for comparison)",
     "seed": "seed for initialisation, shuffling and negative sampling",
 }
-_CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS}
+_CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS,
+            "protocol": PROTOCOLS}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +57,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 help=_HELP[spec.name] + " (default: %(default)s)")
         else:
             kind = {"num_factors": int, "num_epochs": int, "batch_size": int, "k": int,
-                    "eval_step": int, "seed": int, "lr": float, "wd": float,
+                    "eval_step": int, "seed": int, "eval_negatives": int, "lr": float, "wd": float,
                     "init_sigma": float}.get(spec.name, str)
             parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(spec.name),
                                 help=_HELP[spec.name] + " (default: %(default)s)")
@@ -60,41 +70,140 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neumf {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train and evaluate on MovieLens-100K (the tutorial's experiment)",
-        description="Train NeuMF on MovieLens-100K with the tutorial's seq-aware split and "
-                    "evaluate hit rate and AUC over all items after each epoch.")
-    train.add_argument("--dataset", choices=("ml-100k",), default="ml-100k",
-                       help="data set (default: %(default)s)")
+        "train", help="train and evaluate, optionally saving the run",
+        description="Train NeuMF and evaluate it after each epoch (by default the "
+                    "tutorial's MovieLens-100K experiment); with --out, save the model, "
+                    "metrics.json and curves.png.")
+    train.add_argument("--dataset", choices=DATASETS, default="ml-100k",
+                       help="data set: ml-100k (u.data), ml-1m (ratings.dat), csv (a "
+                            "delimited file of user, item[, rating][, timestamp] named by "
+                            "--name), ncf (NAME.train.rating, .test.rating, .test.negative) "
+                            "(default: %(default)s)")
     train.add_argument("--data-dir", default=None,
-                       help="folder holding ml-100k/u.data (default: $NEUMF_DATA_DIR, "
-                            "else the user cache, downloading if needed)")
+                       help="folder holding the data (default: $NEUMF_DATA_DIR, else the "
+                            "user cache, downloading ML-100K if needed)")
+    train.add_argument("--name", default=None,
+                       help="file name (csv) or file prefix (ncf) in the data folder "
+                            "(default: %(default)s)")
     _add_config_flags(train)
-    train.add_argument("--quiet", action="store_true", help="print only the final result")
-    train.add_argument("--json", action="store_true",
-                       help="print the final metrics and history as one JSON object")
+    train.add_argument("--out", default=None,
+                       help="run folder to save the model, metrics.json and curves.png in "
+                            "(default: not saved)")
+    train.add_argument("--resume", default=None,
+                       help="run folder to continue training from, up to --num-epochs in "
+                            "all (default: start afresh)")
+    _add_output_flags(train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved run",
+        description="Evaluate a saved run's model on its test pairs.")
+    evaluate.add_argument("--run", required=True, help="run folder written by 'neumf train'")
+    evaluate.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                          help="full: rank against every item not trained on; sampled: "
+                               "against the data set's negatives or --eval-negatives random "
+                               "ones (default: the run's)")
+    evaluate.add_argument("--eval-negatives", type=int, default=None,
+                          help="negatives per test pair for the sampled protocol, when the "
+                               "data set has none (default: the run's)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    rec = commands.add_parser(
+        "recommend", help="top-k items for users of a saved run",
+        description="Recommend the k best-scoring items to users, by raw id, leaving out "
+                    "what each user interacted with in training.")
+    rec.add_argument("--run", required=True, help="run folder written by 'neumf train'")
+    rec.add_argument("--user", action="append", required=True,
+                     help="raw user id; repeat for several users")
+    rec.add_argument("-k", type=int, default=10, help="items per user (default: %(default)s)")
+    rec.add_argument("--exclude", nargs="+", default=None,
+                     help="raw item ids never to recommend (default: none)")
+    rec.add_argument("--items", nargs="+", default=None,
+                     help="recommend only among these raw item ids (default: all)")
+    rec.add_argument("--include-seen", action="store_true",
+                     help="also recommend items the user trained on")
+    rec.add_argument("--json", action="store_true",
+                     help="print {user: [{item, score}, ...]} as JSON instead of a table")
     return parser
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="print only the final result")
+    parser.add_argument("--json", action="store_true",
+                        help="print the final metrics and history as one JSON object")
 
 
 def _clean(value):
     """JSON has no NaN: report missing numbers as null."""
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def _train(args) -> int:
     names = [spec.name for spec in dataclasses.fields(FitConfig)]
     overrides = {name: getattr(args, name) for name in names}
-    try:
-        result = fit(data_dir=args.data_dir, verbose=not (args.quiet or args.json), **overrides)
-    except (DataError, DownloadError, ValueError, FileNotFoundError) as exc:
-        print(f"neumf: error: {exc}", file=sys.stderr)
-        return 2
+    if args.resume:  # the run's settings, except what was given on the command line
+        defaults = build_parser().parse_args(["train"])
+        overrides = {name: value for name, value in overrides.items()
+                     if value != getattr(defaults, name)}
+    result = fit(dataset=args.dataset, data_dir=args.data_dir, name=args.name,
+                 verbose=not (args.quiet or args.json), resume=args.resume, out=args.out,
+                 **overrides)
     if args.json:
-        history: List[dict] = [{key: _clean(value) for key, value in stats.items()}
-                               for stats in result.history]
-        print(json.dumps({"metrics": {key: _clean(value) for key, value in result.metrics.items()},
-                          "config": dataclasses.asdict(result.config), "history": history}))
-    elif args.quiet:
-        print(f"hit rate {result.hit_rate:.3f}, AUC {result.auc:.3f}")
+        print(json.dumps(_clean({"metrics": result.metrics,
+                                 "config": dataclasses.asdict(result.config),
+                                 "history": result.history})))
+    else:
+        print(_metrics_line(result.metrics))
+        if args.out:
+            print(f"saved to {args.out}")
     return 0
+
+
+def _metrics_line(metrics) -> str:
+    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+
+
+def _evaluate(args) -> int:
+    model = load_model(args.run)
+    config = model.config
+    protocol = args.protocol or config.protocol
+    negatives = None
+    if protocol == "sampled":
+        negatives = model.data.test_negatives
+        if negatives is None or args.eval_negatives is not None:
+            negatives = sampled_negatives(model.data, args.eval_negatives or
+                                          config.eval_negatives, config.seed)
+    metrics = evaluate_model(model.net, model.data.test_users, model.data.test_items,
+                             model.data.train_users, model.data.train_items, model.num_items,
+                             [mx.cpu()], negatives=negatives, ks=sorted({10, 50, config.k}))
+    if args.json:
+        print(json.dumps(_clean({"protocol": protocol, "metrics": metrics})))
+    else:
+        print(f"{protocol} protocol: {_metrics_line(metrics)}")
+    return 0
+
+
+def _recommend(args) -> int:
+    model = load_model(args.run)
+    result = recommend(model, args.user, args.k, exclude_seen=not args.include_seen,
+                       items=args.items, exclude=args.exclude)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result.to_frame().to_string(index=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (2 for bad input, with a message)."""
+    args = build_parser().parse_args(argv)
+    handler = {"train": _train, "evaluate": _evaluate, "recommend": _recommend}[args.command]
+    try:
+        return handler(args)
+    except (DataError, DownloadError, RunError, ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"neumf: error: {message}", file=sys.stderr)
+        return 2

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon, use_np
 
-from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts
+from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts, ranking_metrics
 from .parallel import split_and_load
 from .sampling import Candidates, candidate_pairs
 
-__all__ = ["evaluate_ranking", "score_users"]
+__all__ = ["evaluate_model", "evaluate_ranking", "score_users"]
 
 # Pairs scored per forward pass; 4 MiB of float32 scores per block of users.
 DEFAULT_MAX_PAIRS = 1 << 20
@@ -175,3 +175,88 @@ def evaluate_ranking(
     user_auc[np.isneginf(user_auc)] = np.nan
     auc = float(np.nanmean(user_auc)) if np.isfinite(user_auc).any() else float("nan")
     return float(user_hits.mean()), auc
+
+
+def evaluate_model(
+    net: gluon.Block,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    seen_users: np.ndarray,
+    seen_items: np.ndarray,
+    num_items: int,
+    devices: Sequence[mx.Context],
+    *,
+    negatives: np.ndarray | None = None,
+    ks: Sequence[int] = (10, 50),
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> Dict[str, float]:
+    """``hr@k`` and ``ndcg@k`` for each ``k``, ``auc`` and ``mrr``, averaged over
+    the test pairs (one per user under leave-last-out).
+
+    Parameters
+    ----------
+    test_users, test_items
+        Shape (n,): the held-out pairs, 0-based.
+    seen_users, seen_items
+        The training pairs; with the full protocol these items are not ranked.
+    num_items
+        Catalogue size.
+    devices
+        Contexts to score on.
+    negatives
+        Shape (n, m): the sampled protocol, each test item ranked against its
+        row of ``m`` negatives (the NCF paper's 99). ``None``: the full protocol,
+        against every item the user did not train on.
+    ks
+        Cut-offs.
+
+    The tie rule is :func:`evaluate_ranking`'s: ties broken uniformly at random,
+    in expectation, so a constant model scores at chance.
+    """
+    test_users = np.asarray(test_users, dtype=np.int64)
+    test_items = np.asarray(test_items, dtype=np.int64)
+    if negatives is not None:
+        negatives = np.asarray(negatives, dtype=np.int64)
+        if negatives.shape[0] != len(test_users):
+            raise ValueError(f"negatives must have one row per test pair ({len(test_users)}); "
+                             f"got {negatives.shape[0]}")
+    if len(test_users) == 0:
+        return {name: float("nan") for name in _metric_names(ks)}
+    order = np.argsort(test_users, kind="stable")
+    seen_keys = np.unique(np.asarray(seen_users, np.int64) * num_items
+                          + np.asarray(seen_items, np.int64))
+    per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
+                                       for name in _metric_names(ks)}
+    pairs_per_pass = max(1, max_pairs // num_items)
+    for start in range(0, len(order), pairs_per_pass):
+        pairs = order[start:start + pairs_per_pass]
+        users, rows = np.unique(test_users[pairs], return_inverse=True)
+        scores = score_users(net, users, num_items, devices, max_pairs=max_pairs)[rows]
+        if np.isnan(scores).any():
+            raise FloatingPointError("the network produced NaN scores; cannot rank")
+        index = np.arange(len(pairs))
+        target = scores[index, test_items[pairs]]
+        if negatives is None:
+            grid = test_users[pairs][:, None] * num_items + np.arange(num_items)[None, :]
+            candidates = ~_is_member(grid, seen_keys)
+            candidates[index, test_items[pairs]] = True
+        else:
+            scores = np.concatenate([target[:, None],
+                                     np.take_along_axis(scores, negatives[pairs], axis=1)], 1)
+            candidates = np.ones(scores.shape, dtype=bool)
+        higher, ties, num_candidates = rank_counts(scores, target, candidates)
+        for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
+            per_pair[name][pairs] = values
+    return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
+
+
+def _metric_names(ks: Sequence[int]) -> List[str]:
+    return [f"{kind}@{k}" for k in ks for kind in ("hr", "ndcg")] + ["auc", "mrr"]
+
+
+def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Elementwise: is each key in the sorted key array."""
+    if sorted_keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.searchsorted(sorted_keys, keys).clip(max=len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys

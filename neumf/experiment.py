@@ -6,23 +6,27 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import mxnet as mx
-from mxnet import gluon
+import numpy as np
+from mxnet import autograd, gluon
 
-from .data import SPLIT_MODES, load_data_ml100k, read_data_ml100k, split_data_ml100k
-from .evaluation import evaluate_ranking
+from .data import SPLIT_MODES
+from .datasets import DATASETS, RecData, load_dataset
+from .evaluation import evaluate_model, evaluate_ranking
 from .losses import BPRLoss, HingeLossbRec
 from .model import NeuMF
 from .parallel import try_all_gpus
-from .sampling import PRDataset
+from .sampling import PRDataset, sample_negatives, seen_keys
 from .training import train_ranking
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 
 LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec}
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
+PROTOCOLS = ("full", "sampled")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class FitConfig:
     loss: str = "bpr"
     init_sigma: float = 0.01
     split_mode: str = "seq-aware"
+    protocol: str = "full"
+    eval_negatives: int = 99
     k: int = 50
     eval_step: int = 1
     tutorial_exact: bool = False
@@ -50,7 +56,7 @@ class FitConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
-        for name in ("num_factors", "batch_size", "k", "eval_step"):
+        for name in ("num_factors", "batch_size", "k", "eval_step", "eval_negatives"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -68,14 +74,17 @@ class FitConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
         if self.split_mode not in SPLIT_MODES:
             raise ValueError(f"split_mode must be one of {SPLIT_MODES}; got {self.split_mode!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}; got {self.protocol!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {tuple(LOSSES)}; got {self.loss!r}")
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the trained network, its final metrics and the
-    per-epoch history (see :func:`neumf.train_ranking`)."""
+    """What :func:`fit` returns: the trained network, its final metrics, the
+    per-epoch history (see :func:`neumf.train_ranking`) and what is needed to
+    save, resume, recommend and export (see :mod:`neumf.runs`)."""
 
     net: NeuMF
     config: FitConfig
@@ -84,73 +93,145 @@ class FitResult:
     num_items: int
     hit_rate: float = float("nan")
     auc: float = float("nan")
-    extra: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, float] = field(default_factory=dict)
+    data: RecData | None = None
+    source: Dict[str, Any] = field(default_factory=dict)
+    trainer: gluon.Trainer | None = None
+    sampler: PRDataset | None = None
 
-    @property
-    def metrics(self) -> Dict[str, float]:
-        """Final metrics with lowercase keys, e.g. ``{'hr@50': ..., 'auc': ...}``."""
-        return {f"hr@{self.config.k}": self.hit_rate, "auc": self.auc}
+    def save(self, run_dir: Union[str, os.PathLike]) -> Path:
+        """Write the run (model, configuration, id maps, optimizer and sampler
+        state, metrics) into ``run_dir``; see :func:`neumf.load_model`."""
+        from .runs import save_run
+        return save_run(self, run_dir)
+
+    def export(self, prefix: Union[str, os.PathLike]) -> Tuple[Path, Path]:
+        """The hybridized network as MXNet symbol and parameter files for serving
+        (``<prefix>-symbol.json``, ``<prefix>-0000.params``); inputs are
+        ``data0`` (user indices) and ``data1`` (item indices)."""
+        from .runs import export_net
+        return export_net(self.net, prefix)
+
+
+def sampled_negatives(data: RecData, count: int, seed: int | None) -> np.ndarray:
+    """``count`` uniform negatives per test pair, never a training or test item of its user."""
+    keys = seen_keys(np.concatenate([data.train_users, data.test_users]),
+                     np.concatenate([data.train_items, data.test_items]), data.num_items)
+    rng = np.random.default_rng(None if seed is None else seed + 1)
+    users = np.repeat(data.test_users, count)
+    return sample_negatives(users, keys, data.num_items, rng).reshape(-1, count)
 
 
 def fit(
     *,
+    dataset: str = "ml-100k",
     data_dir: Union[str, os.PathLike, None] = None,
+    name: str | None = None,
     devices: Sequence[mx.Context] | None = None,
     verbose: bool = True,
+    resume: Union[str, os.PathLike, None] = None,
+    out: Union[str, os.PathLike, None] = None,
+    live_plot: bool = False,
     **overrides,
 ) -> FitResult:
-    """Run the tutorial's MovieLens-100K experiment: seq-aware split, NeuMF, BPR,
-    evaluation over all items after every epoch.
+    """Train and evaluate NeuMF; by default the tutorial's MovieLens-100K experiment
+    (seq-aware split, BPR, evaluation over all items after every epoch).
 
     Parameters
     ----------
-    data_dir
-        Folder holding ``ml-100k/u.data`` (else ``$NEUMF_DATA_DIR``, else the
-        user cache, downloading if needed).
+    dataset, data_dir, name
+        What to train on (see :func:`neumf.load_dataset`): ``'ml-100k'`` (default),
+        ``'ml-1m'``, ``'csv'`` (the file ``name``) or ``'ncf'`` (files ``name.*``),
+        found in ``data_dir``, else ``$NEUMF_DATA_DIR``, else the user cache.
     devices
         Contexts to train on; default :func:`neumf.try_all_gpus`.
     verbose
-        Print one line per epoch and the tutorial's closing lines.
+        A progress bar, one line per epoch and the tutorial's closing lines.
+    resume
+        A run folder written by :meth:`FitResult.save`: training continues from
+        its last epoch, with its settings, optimizer and sampler state, up to
+        ``num_epochs`` in all (overridable).
+    out
+        Save the run into this folder at the end.
+    live_plot
+        Redraw loss and metric curves after every epoch (in a notebook).
     **overrides
         Any :class:`FitConfig` field by name (``num_factors``, ``nums_hiddens``,
         ``num_epochs``, ``batch_size``, ``lr``, ``wd``, ``optimizer``, ``loss``,
-        ``seed``, ``tutorial_exact``, ...); an unknown name raises TypeError.
+        ``seed``, ``tutorial_exact``, ``protocol``, ...); an unknown name raises
+        TypeError before any work.
 
     Example
     -------
     >>> result = neumf.fit(seed=0, num_epochs=10)          # doctest: +SKIP
-    >>> result.hit_rate, result.auc, result.history[-1]    # doctest: +SKIP
+    >>> result.metrics["hr@10"], result.history[-1]        # doctest: +SKIP
     """
-    config = dataclasses.replace(FitConfig(), **overrides)
+    saved = None
+    if resume is not None:
+        from .runs import read_run
+        saved = read_run(resume)
+        config = dataclasses.replace(saved.config, **overrides)
+        dataset, name = saved.source["dataset"], saved.source.get("name")
+        data_dir = data_dir if data_dir is not None else saved.source.get("data_dir")
+    else:
+        config = dataclasses.replace(FitConfig(), **overrides)
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
     devices = list(devices) if devices is not None else try_all_gpus()
     if config.seed is not None:
         mx.random.seed(config.seed)
 
-    data, num_users, num_items = read_data_ml100k(data_dir)
-    train_data, test_data = split_data_ml100k(data, num_users, num_items, config.split_mode,
-                                              seed=config.seed)
-    users, items, _, candidates = load_data_ml100k(train_data, num_users, num_items, "implicit")
-    _, _, _, test_input = load_data_ml100k(test_data, num_users, num_items, "implicit")
-    train_iter = PRDataset(users, items, candidates, num_items,
-                           seed=config.seed).loader(config.batch_size)
-
-    net = NeuMF(config.num_factors, num_users, num_items, config.nums_hiddens,
+    data = load_dataset(dataset, data_dir, name, split_mode=config.split_mode, seed=config.seed)
+    candidates = data.candidates()
+    negatives = None
+    if config.protocol == "sampled":
+        negatives = (data.test_negatives if data.test_negatives is not None
+                     else sampled_negatives(data, config.eval_negatives, config.seed))
+    sampler = PRDataset(data.train_users, data.train_items, candidates, data.num_items,
+                        seed=config.seed)
+    net = NeuMF(config.num_factors, data.num_users, data.num_items, config.nums_hiddens,
                 output_activation="sigmoid" if config.tutorial_exact else None)
     net.initialize(mx.init.Normal(config.init_sigma), ctx=devices)
     net.hybridize(static_alloc=True)
     trainer = gluon.Trainer(net.collect_params(), config.optimizer,
                             {"learning_rate": config.lr, "wd": config.wd})
+    history: List[Dict[str, float]] = []
+    if saved is not None:
+        from .runs import restore_training_state
+        history = restore_training_state(saved, net, trainer, sampler, devices)
 
     loss = LOSSES[config.loss]()
     loss.hybridize()
 
-    def evaluator(*args):
-        return evaluate_ranking(*args, k=config.k)
+    def evaluator(net, test_input, seq, candidates, num_users, num_items, devices):
+        if negatives is None:
+            return evaluate_ranking(net, test_input, seq, candidates, num_users, num_items,
+                                    devices, k=config.k)
+        metrics = evaluate_model(net, data.test_users, data.test_items, data.train_users,
+                                 data.train_items, num_items, devices, negatives=negatives,
+                                 ks=(config.k,))
+        return metrics[f"hr@{config.k}"], metrics["auc"]
 
-    history = train_ranking(net, train_iter, test_input, loss,
-                            trainer, None, num_users, num_items, config.num_epochs, devices,
-                            evaluator, candidates, config.eval_step, verbose=verbose)
+    on_epoch_end = None
+    if live_plot:
+        from .plotting import LivePlot
+        on_epoch_end = LivePlot(history)
+    history = history + train_ranking(
+        net, sampler.loader(config.batch_size), data.test_input(), loss, trainer, None,
+        data.num_users, data.num_items, config.num_epochs - len(history), devices, evaluator,
+        candidates, config.eval_step, verbose=verbose, on_epoch_end=on_epoch_end,
+        initial_epoch=len(history))
+    with autograd.predict_mode():
+        metrics = evaluate_model(net, data.test_users, data.test_items, data.train_users,
+                                 data.train_items, data.num_items, devices, negatives=negatives,
+                                 ks=sorted({10, 50, config.k}))
     evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
     last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
-    return FitResult(net=net, config=config, history=history, num_users=num_users,
-                     num_items=num_items, hit_rate=last["hit_rate"], auc=last["auc"])
+    result = FitResult(net=net, config=config, history=history, num_users=data.num_users,
+                       num_items=data.num_items, hit_rate=last["hit_rate"], auc=last["auc"],
+                       metrics=metrics, data=data, trainer=trainer, sampler=sampler,
+                       source={"dataset": dataset, "name": name,
+                               "data_dir": None if data_dir is None else str(data_dir)})
+    if out is not None:
+        result.save(out)
+    return result

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["auc_from_counts", "hit_and_auc", "hit_rate_from_counts", "rank_counts"]
+__all__ = [
+    "auc_from_counts",
+    "hit_and_auc",
+    "hit_rate_from_counts",
+    "mrr_from_counts",
+    "ndcg_from_counts",
+    "rank_counts",
+    "ranking_metrics",
+]
 
 
 def hit_and_auc(rankedlist: Sequence[int], test_matrix: Sequence[int], k: int) -> Tuple[int, float]:
@@ -89,3 +97,44 @@ def auc_from_counts(higher: np.ndarray, ties: np.ndarray, num_candidates: np.nda
     below = others - np.asarray(higher, dtype=np.float64) - np.asarray(ties, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(others > 0, (below + 0.5 * np.asarray(ties)) / others, np.nan)
+
+
+def _expected_over_ties(prefix: np.ndarray, higher: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Mean of ``gain[r]`` over the 0-based ranks ``higher .. higher + ties``,
+    given ``prefix[n] = gain[0] + ... + gain[n - 1]``."""
+    last = len(prefix) - 1
+    upper = np.minimum(higher + ties + 1, last)
+    lower = np.minimum(higher, last)
+    return (prefix[upper] - prefix[lower]) / (ties + 1.0)
+
+
+def ndcg_from_counts(higher: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """NDCG at ``k`` of one relevant item, ``1 / log2(rank + 2)`` inside the top
+    ``k`` (0-based rank), in expectation over random tie-breaking."""
+    higher = np.asarray(higher, dtype=np.int64)
+    ties = np.asarray(ties, dtype=np.int64)
+    prefix = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+    return _expected_over_ties(prefix, higher, ties)
+
+
+def mrr_from_counts(higher: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Reciprocal rank ``1 / (rank + 1)`` (0-based rank, no cut-off), in
+    expectation over random tie-breaking."""
+    higher = np.asarray(higher, dtype=np.int64)
+    ties = np.asarray(ties, dtype=np.int64)
+    size = int((higher + ties).max(initial=0)) + 1
+    prefix = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1.0, size + 1.0))])
+    return _expected_over_ties(prefix, higher, ties)
+
+
+def ranking_metrics(higher: np.ndarray, ties: np.ndarray, num_candidates: np.ndarray,
+                    ks: Sequence[int] = (10, 50)) -> Dict[str, np.ndarray]:
+    """Per-target ``hr@k`` and ``ndcg@k`` for each ``k``, ``auc`` and ``mrr``, all
+    under the one tie rule (ties broken uniformly at random, in expectation)."""
+    metrics: Dict[str, np.ndarray] = {}
+    for k in ks:
+        metrics[f"hr@{k}"] = hit_rate_from_counts(higher, ties, k)
+        metrics[f"ndcg@{k}"] = ndcg_from_counts(higher, ties, k)
+    metrics["auc"] = auc_from_counts(higher, ties, num_candidates)
+    metrics["mrr"] = mrr_from_counts(higher, ties)
+    return metrics

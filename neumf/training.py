@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Sequence
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, use_np
+from tqdm.auto import tqdm
 
 from .parallel import split_and_load
 
@@ -75,6 +76,7 @@ def train_ranking(
     verbose: bool = True,
     collapse_check: bool = True,
     on_epoch_end: Callable[[Dict[str, float]], None] | None = None,
+    initial_epoch: int = 0,
 ) -> List[Dict[str, float]]:
     """Train ``net`` on ``(user, positive, negative)`` batches with a pairwise loss.
 
@@ -92,7 +94,10 @@ def train_ranking(
     ``train_seconds`` (the batch loop only), ``eval_seconds``,
     ``examples_per_sec`` and ``score_spread`` (max - min score of the epoch's
     last batch). A :class:`CollapseWarning` is issued when that spread says
-    every pair scores the same, unless ``collapse_check`` is False.
+    every pair scores the same, unless ``collapse_check`` is False. With
+    ``verbose``, a progress bar shows each epoch's throughput. Epochs are
+    numbered from ``initial_epoch + 1`` (resumed runs); ``on_epoch_end`` is
+    called with each epoch's dict.
     """
     if int(num_epochs) != num_epochs or num_epochs < 0:
         raise ValueError(f"num_epochs must be a non-negative integer; got {num_epochs!r}")
@@ -105,9 +110,13 @@ def train_ranking(
     history: List[Dict[str, float]] = []
     hit_rate = auc = float("nan")
     warned = False
-    for epoch in range(1, num_epochs + 1):
+    for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
         epoch_losses, num_examples, last_scores = [], 0, None
         start = time.perf_counter()
+        bar = tqdm(total=_num_examples(train_iter), desc=f"epoch {epoch}", unit="triplet",
+                   unit_scale=True, leave=False, disable=not verbose, mininterval=0.25)
+        if history:
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
         for batch in train_iter:
             columns = [_to_mx(values) for values in batch]
             batch_size = columns[0].shape[0]
@@ -122,6 +131,8 @@ def train_ranking(
             epoch_losses.append(batch_losses)
             num_examples += batch_size
             last_scores = (positive, negative)
+            bar.update(batch_size)
+        bar.close()
         batch_totals = [sum(float(batch_loss.sum()) for batch_loss in batch_losses)
                         for batch_losses in epoch_losses]
         bad = [index for index, total in enumerate(batch_totals) if not math.isfinite(total)]
@@ -191,6 +202,15 @@ def _score_pairs(net, shards):
         positive.append(scores[:size])
         negative.append(scores[size:])
     return positive, negative
+
+
+def _num_examples(train_iter) -> int | None:
+    """Triplets per pass of a TripletLoader or DataLoader, if it can tell."""
+    dataset = getattr(train_iter, "dataset", None) or getattr(train_iter, "_dataset", None)
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
 
 
 def _spread(last_scores) -> float:

@@ -12,7 +12,8 @@ def test_train_json_on_planted_data(planted_dir, capsys):
                  "--batch-size", "64", "--k", "5", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["metrics"]) == {"hr@5", "auc"} and report["metrics"]["hr@5"] > 0.2
+    assert {"hr@5", "hr@10", "ndcg@10", "hr@50", "auc", "mrr"} <= set(report["metrics"])
+    assert report["metrics"]["hr@5"] > 0.2
     assert report["config"]["num_epochs"] == 3 and report["config"]["seed"] == 0
     assert [h["epoch"] for h in report["history"]] == [1, 2, 3]
 
@@ -33,15 +34,66 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert err.startswith("neumf: error:") and "line 1" in err
 
 
-def test_help_documents_every_option_with_its_default(capsys):
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend"])
+def test_help_documents_every_option(capsys, command):
     with pytest.raises(SystemExit) as info:
-        main(["train", "--help"])
+        main([command, "--help"])
     assert info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    for spec in dataclasses.fields(FitConfig):
-        assert "--" + spec.name.replace("_", "-") in out
-    assert "learning rate (default: 0.01)" in out
-    assert "(default: [10, 10, 10])" in out and "{adam,sgd," in out
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    for action in train._actions:
+    subparser = build_parser()._subparsers._group_actions[0].choices[command]
+    for action in subparser._actions:
         assert action.help, action.dest
+        takes_value = action.nargs != 0 and action.option_strings and action.dest != "help"
+        if takes_value and not action.required:
+            assert "default" in action.help, action.dest
+    if command == "train":
+        for spec in dataclasses.fields(FitConfig):
+            assert "--" + spec.name.replace("_", "-") in out
+        assert "learning rate (default: 0.01)" in out
+        assert "(default: [10, 10, 10])" in out and "{adam,sgd," in out
+
+
+def test_train_evaluate_recommend_end_to_end(planted_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "ml-100k", "--data-dir", str(planted_dir), "--seed", "0",
+                 "--num-epochs", "3", "--batch-size", "64", "--out", str(run), "--quiet"]) == 0
+    assert f"saved to {run}" in capsys.readouterr().out
+    assert (run / "curves.png").stat().st_size > 0
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("hr@10", "ndcg@10", "hr@50", "auc", "mrr"):
+        assert 0 <= saved[key] <= 1
+
+    assert main(["evaluate", "--run", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["protocol"] == "full"
+    assert report["metrics"]["hr@10"] == pytest.approx(saved["hr@10"])
+    assert main(["evaluate", "--run", str(run), "--protocol", "sampled", "--eval-negatives",
+                 "5", "--json"]) == 0
+    sampled = json.loads(capsys.readouterr().out)["metrics"]
+    assert sampled["hr@10"] == 1.0  # 6 candidates: always in the top 10
+    assert sampled["ndcg@10"] < 1.0 and 0.5 < sampled["auc"] <= 1.0
+
+    assert main(["recommend", "--run", str(run), "--user", "1", "--user", "7", "-k", "4",
+                 "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert list(recs) == ["1", "7"] and all(len(v) == 4 for v in recs.values())
+    seen = {line.split("\t")[1] for line in
+            (planted_dir / "ml-100k" / "u.data").read_text().splitlines()
+            if line.split("\t")[0] == "1"}
+    assert not {entry["item"] for entry in recs["1"]} & seen - {None}
+    assert main(["recommend", "--run", str(run), "--user", "1", "-k", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["user", "rank", "item", "score"] and len(table) == 3
+    assert main(["recommend", "--run", str(run), "--user", "nobody"]) == 2
+    assert "unknown user id(s): nobody" in capsys.readouterr().err
+
+
+def test_resume_from_the_command_line(planted_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--data-dir", str(planted_dir), "--seed", "0", "--batch-size", "64", "--json"]
+    assert main(["train", *common, "--num-epochs", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--num-epochs", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [h["epoch"] for h in report["history"]] == [1, 2, 3]
+    assert report["config"]["batch_size"] == 64

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from neumf import auc_from_counts, hit_and_auc, hit_rate_from_counts, rank_counts
+from neumf.metrics import (
+    auc_from_counts,
+    hit_and_auc,
+    hit_rate_from_counts,
+    mrr_from_counts,
+    ndcg_from_counts,
+    rank_counts,
+    ranking_metrics,
+)
 
 RANKED = [7, 3, 9, 1, 4, 0]  # 6 items: AUC denominator 5
 
@@ -58,3 +66,26 @@ def test_auc_undefined_without_other_candidates():
                                   np.array([[True, False]]))
     assert np.isnan(auc_from_counts(higher, ties, n)[0])
     assert hit_rate_from_counts(higher, ties, 1)[0] == 1.0
+
+
+def test_ndcg_and_mrr_hand_values():
+    # ranks 0, 2 and 5 without ties
+    higher, ties = np.array([0, 2, 5]), np.zeros(3, dtype=int)
+    np.testing.assert_allclose(ndcg_from_counts(higher, ties, 3), [1.0, 1 / np.log2(4), 0.0])
+    np.testing.assert_allclose(mrr_from_counts(higher, ties), [1.0, 1 / 3, 1 / 6])
+    # rank 1 with 2 ties: ranks 1, 2, 3 equally likely
+    higher, ties = np.array([1]), np.array([2])
+    assert ndcg_from_counts(higher, ties, 3)[0] == pytest.approx(
+        (1 / np.log2(3) + 1 / np.log2(4)) / 3)
+    assert mrr_from_counts(higher, ties)[0] == pytest.approx((1 / 2 + 1 / 3 + 1 / 4) / 3)
+
+
+def test_ranking_metrics_constant_model_is_chance():
+    n = 200
+    higher, ties, num = np.zeros(1, int), np.array([n - 1]), np.array([n])
+    metrics = ranking_metrics(higher, ties, num, ks=(10,))
+    assert set(metrics) == {"hr@10", "ndcg@10", "auc", "mrr"}
+    assert metrics["hr@10"][0] == pytest.approx(10 / n)
+    assert metrics["auc"][0] == pytest.approx(0.5)
+    assert metrics["mrr"][0] == pytest.approx(np.sum(1 / np.arange(1, n + 1)) / n)
+    assert metrics["ndcg@10"][0] == pytest.approx(np.sum(1 / np.log2(np.arange(10) + 2)) / n)

@@ -1,0 +1,107 @@
+"""Top-k recommendations for users given by their raw ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import mxnet as mx
+import numpy as np
+import pandas as pd
+
+from .evaluation import score_users
+
+__all__ = ["Recommendations", "recommend"]
+
+
+@dataclass
+class Recommendations:
+    """``items[n]`` and ``scores[n]``: user ``users[n]``'s recommended raw item ids,
+    best first, and their scores (fewer than ``k`` where fewer items qualify)."""
+
+    users: List[str]
+    items: List[List[str]]
+    scores: List[np.ndarray]
+
+    def to_dict(self) -> Dict[str, List[Dict[str, object]]]:
+        """``{user: [{'item': ..., 'score': ...}, ...]}``, JSON-ready."""
+        return {user: [{"item": item, "score": float(score)} for item, score in zip(items, scores)]
+                for user, items, scores in zip(self.users, self.items, self.scores)}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per recommendation: ``user, rank`` (1-based), ``item, score``."""
+        rows = [(user, rank, item, float(score))
+                for user, items, scores in zip(self.users, self.items, self.scores)
+                for rank, (item, score) in enumerate(zip(items, scores), start=1)]
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+
+
+def _indices(raw_ids: np.ndarray, wanted: Sequence, what: str) -> np.ndarray:
+    lookup = {raw: index for index, raw in enumerate(raw_ids.astype(str).tolist())}
+    unknown = [str(raw) for raw in wanted if str(raw) not in lookup]
+    if unknown:
+        raise KeyError(f"unknown {what} id(s): {', '.join(unknown[:10])}")
+    return np.asarray([lookup[str(raw)] for raw in wanted], dtype=np.int64)
+
+
+def recommend(model, users: Sequence, k: int = 10, exclude_seen: bool = True, *,
+              items: Sequence | None = None, exclude: Sequence | None = None,
+              devices: Sequence[mx.Context] | None = None,
+              users_per_batch: int = 1024) -> Recommendations:
+    """The ``k`` best-scoring items for each user, by raw ids.
+
+    Parameters
+    ----------
+    model
+        A :class:`neumf.FitResult` (from :func:`neumf.fit` or :func:`neumf.load_model`).
+    users
+        Raw user ids (as in the data file).
+    k
+        Items per user.
+    exclude_seen
+        Leave out the items each user interacted with in training.
+    items
+        If given, recommend only among these raw item ids.
+    exclude
+        Raw item ids never to recommend.
+    devices
+        Contexts for scoring networks without a NumPy scorer.
+    users_per_batch
+        Users scored together (a memory bound: ``users_per_batch * num_items`` floats).
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    data = model.data
+    user_index = _indices(data.user_ids, list(users), "user")
+    allowed = np.ones(model.num_items, dtype=bool)
+    if items is not None:
+        allowed[:] = False
+        allowed[_indices(data.item_ids, list(items), "item")] = True
+    if exclude is not None:
+        allowed[_indices(data.item_ids, list(exclude), "item")] = False
+    devices = list(devices) if devices is not None else [mx.cpu()]
+    order = np.argsort(data.train_users, kind="stable")
+    starts = np.searchsorted(data.train_users[order], np.arange(model.num_users + 1))
+    out_items: List[List[str]] = []
+    out_scores: List[np.ndarray] = []
+    for start in range(0, len(user_index), users_per_batch):
+        block = user_index[start:start + users_per_batch]
+        scores = score_users(model.net, block, model.num_items, devices).astype(np.float64)
+        scores[:, ~allowed] = -np.inf
+        if exclude_seen:
+            lengths = starts[block + 1] - starts[block]
+            rows = np.repeat(np.arange(len(block)), lengths)
+            # positions starts[u] .. starts[u + 1] - 1 of every user, without a loop
+            within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            seen = order[np.repeat(starts[block], lengths) + within]
+            scores[rows, data.train_items[seen]] = -np.inf
+        top = min(k, model.num_items)
+        best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, 1),
+                                                   axis=1, kind="stable"), axis=1)
+        best_scores = np.take_along_axis(scores, best, axis=1)
+        for row in range(len(block)):
+            keep = np.isfinite(best_scores[row])
+            out_items.append(data.item_ids[best[row][keep]].astype(str).tolist())
+            out_scores.append(best_scores[row][keep].astype(np.float32))
+    return Recommendations([str(user) for user in users], out_items, out_scores)

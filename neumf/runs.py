@@ -1,0 +1,281 @@
+"""Saved runs: a folder with the model in MXNet's own format, JSON for the rest,
+NumPy arrays for the data; no pickle anywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from .datasets import RecData
+from .model import NeuMF
+from .parallel import try_all_gpus
+
+__all__ = ["RunError", "export_net", "load_model", "read_run", "save_run"]
+
+FORMAT = 1
+MANIFEST, PARAMS, OPTIMIZER, DATA = "run.json", "model.params", "optimizer.states", "data.npz"
+METRICS, CURVES = "metrics.json", "curves.png"
+PathLike = Union[str, os.PathLike]
+
+
+class RunError(ValueError):
+    """A run folder is missing files, was written by another format, or is damaged."""
+
+
+@dataclass
+class SavedRun:
+    """A run folder's manifest, read and checked (see :func:`read_run`)."""
+
+    path: Path
+    config: Any
+    source: Dict[str, Any]
+    manifest: Dict[str, Any]
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through ``write(temporary_name)`` and rename into place, so a reader
+    never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_json(path: Path, value) -> None:
+    def write(name: str) -> None:
+        with open(name, "w", encoding="utf-8") as handle:
+            json.dump(value, handle, indent=1, allow_nan=False)
+    _atomic(path, write)
+
+
+def _json_safe(value):
+    """NaN and infinities as null, NumPy scalars as Python ones."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _updaters(trainer: gluon.Trainer) -> list:
+    """The updaters holding the optimizer state, wherever the trainer keeps them."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._update_on_kvstore:
+        return [trainer._kvstore._updater]
+    return list(trainer._updaters)
+
+
+def _structural_names(trainer: gluon.Trainer, net: NeuMF) -> Dict[int, str]:
+    """Trainer index -> structural parameter name (``mlp.0.weight``): indices and
+    MXNet's own names depend on creation order, so state is saved by structure."""
+    by_id = {id(param): name for name, param in net._collect_params_with_prefix().items()}
+    return {index: by_id[id(param)] for index, param in enumerate(trainer._params)}
+
+
+def _optimizer_state(trainer: gluon.Trainer, net: NeuMF) -> Tuple[Dict[str, mx.nd.NDArray],
+                                                                    Dict]:
+    updater = _updaters(trainer)[0]
+    names = _structural_names(trainer, net)
+    arrays, layout = {}, {}
+    for index, state in updater.states.items():
+        parts = state if isinstance(state, (tuple, list)) else (state,)
+        name = names[index]
+        layout[name] = {"tuple": isinstance(state, (tuple, list)),
+                        "parts": [None if part is None else f"{name}.{j}"
+                                  for j, part in enumerate(parts)]}
+        for j, part in enumerate(parts):
+            if part is not None:
+                arrays[f"{name}.{j}"] = part.as_in_context(mx.cpu())
+    optimizer = updater.optimizer
+    meta = {"layout": layout, "num_update": optimizer.num_update,
+            "update_count": {names[k]: v for k, v in optimizer._index_update_count.items()}}
+    return arrays, meta
+
+
+def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
+                       arrays: Dict[str, mx.nd.NDArray], meta: Dict) -> None:
+    index_of = {name: index for index, name in _structural_names(trainer, net).items()}
+    for updater in _updaters(trainer):
+        for name, entry in meta["layout"].items():
+            parts = [None if key is None else arrays[key].copy() for key in entry["parts"]]
+            updater.states[index_of[name]] = tuple(parts) if entry["tuple"] else parts[0]
+            updater.states_synced[index_of[name]] = False  # moved to the weight's device on use
+        optimizer = updater.optimizer
+        optimizer.num_update = meta["num_update"]
+        counts = {index_of[name]: count for name, count in meta["update_count"].items()}
+        # Adam's bias correction reads per-device counts, selected before each update
+        devices = {context.device_id for context in net.collect_params().list_ctx()} | {0}
+        optimizer._all_index_update_counts = {device: dict(counts) for device in devices}
+        optimizer._index_update_count = optimizer._all_index_update_counts[0]
+
+
+def save_run(result, run_dir: PathLike) -> Path:
+    """Write ``result`` (a :class:`neumf.FitResult`) into ``run_dir``:
+    ``run.json`` (format, library version, configuration, data source, sizes,
+    optimizer layout, sampler state, history), ``model.params``,
+    ``optimizer.states`` (MXNet's format), ``data.npz`` (training and test pairs,
+    raw id maps), ``metrics.json`` and, with matplotlib, ``curves.png``. Each
+    file is written to a temporary name and renamed into place."""
+    from . import __version__
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data: RecData = result.data
+    _atomic(run_dir / PARAMS, result.net.save_parameters)
+    optimizer_meta = None
+    if result.trainer is not None:
+        arrays, optimizer_meta = _optimizer_state(result.trainer, result.net)
+        _atomic(run_dir / OPTIMIZER, lambda name: mx.nd.save(name, arrays))
+    arrays = {"train_users": data.train_users, "train_items": data.train_items,
+              "test_users": data.test_users, "test_items": data.test_items,
+              "user_ids": data.user_ids.astype(str), "item_ids": data.item_ids.astype(str)}
+    if data.test_negatives is not None:
+        arrays["test_negatives"] = data.test_negatives
+
+    def write_npz(name: str) -> None:
+        with open(name, "wb") as handle:
+            np.savez(handle, **arrays)
+    _atomic(run_dir / DATA, write_npz)
+    history = _json_safe(result.history)
+    timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
+               "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
+    _write_json(run_dir / METRICS, _json_safe({
+        **result.metrics, "hit_rate": result.hit_rate, "auc_tutorial": result.auc,
+        "history": history, "timings": timings}))
+    sampler_state = (None if result.sampler is None
+                     else result.sampler.rng.bit_generator.state)
+    _write_json(run_dir / MANIFEST, _json_safe({
+        "format": FORMAT, "library": "neumf", "version": __version__,
+        "config": dataclasses.asdict(result.config), "source": result.source,
+        "dataset_name": data.name, "num_users": result.num_users,
+        "num_items": result.num_items, "epochs_done": len(result.history),
+        "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history}))
+    try:
+        from .plotting import plot_history
+        _atomic(run_dir / CURVES, lambda name: plot_history(result.history, name, fmt="png"))
+    except ImportError:
+        warnings.warn("matplotlib is not installed, so curves.png was not drawn "
+                      "(pip install 'neumf[plot]')", UserWarning, stacklevel=2)
+    return run_dir
+
+
+def read_run(run_dir: PathLike) -> SavedRun:
+    """Read and check a run folder's manifest."""
+    from . import __version__
+    from .experiment import FitConfig
+
+    run_dir = Path(run_dir)
+    missing = [name for name in (MANIFEST, PARAMS, DATA) if not (run_dir / name).is_file()]
+    if missing:
+        raise RunError(f"{run_dir}: not a complete neumf run; missing {', '.join(missing)}")
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{run_dir / MANIFEST}: not valid JSON ({exc})") from None
+    if manifest.get("library") != "neumf" or manifest.get("format") != FORMAT:
+        raise RunError(f"{run_dir / MANIFEST}: written by {manifest.get('library')!r} format "
+                       f"{manifest.get('format')!r}; this is neumf format {FORMAT}")
+    if str(manifest.get("version", "")).split(".")[0] != __version__.split(".")[0]:
+        raise RunError(f"{run_dir}: saved by neumf {manifest.get('version')}, which this "
+                       f"neumf {__version__} cannot read")
+    config = dict(manifest["config"])
+    config["nums_hiddens"] = tuple(config["nums_hiddens"])
+    return SavedRun(run_dir, FitConfig(**config), manifest["source"], manifest)
+
+
+def _history(saved: SavedRun) -> List[Dict[str, float]]:
+    return [{key: float("nan") if value is None else value for key, value in stats.items()}
+            for stats in saved.manifest["history"]]
+
+
+def _load_params(saved: SavedRun, net: NeuMF, devices: Sequence[mx.Context]) -> None:
+    try:
+        net.load_parameters(str(saved.path / PARAMS), ctx=list(devices))
+    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
+        raise RunError(f"{saved.path / PARAMS}: cannot be loaded into the saved network "
+                       f"({str(exc).splitlines()[0]})") from None
+
+
+def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, sampler,
+                           devices: Sequence[mx.Context]) -> List[Dict[str, float]]:
+    """Load parameters, optimizer state and sampler state from ``saved`` into a
+    freshly built network, trainer and sampler; returns the saved history."""
+    _load_params(saved, net, devices)
+    meta = saved.manifest.get("optimizer")
+    if meta is not None:
+        if not (saved.path / OPTIMIZER).is_file():
+            raise RunError(f"{saved.path}: missing {OPTIMIZER}, needed to resume")
+        _restore_optimizer(trainer, net, mx.nd.load(str(saved.path / OPTIMIZER)), meta)
+    if saved.manifest.get("sampler_rng") is not None:
+        sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
+    return _history(saved)
+
+
+def _load_data(path: Path, name: str, num_users: int, num_items: int) -> RecData:
+    with np.load(path, allow_pickle=False) as arrays:
+        values = {key: arrays[key] for key in arrays.files}
+    return RecData(name, values["train_users"], values["train_items"], values["test_users"],
+                   values["test_items"], num_users, num_items, values["user_ids"],
+                   values["item_ids"], values.get("test_negatives"))
+
+
+def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
+    """Load a saved run as a :class:`neumf.FitResult` (network, configuration,
+    history, metrics, data and id maps), ready to evaluate, recommend or export."""
+    from .experiment import FitResult
+
+    saved = read_run(run_dir)
+    manifest, config = saved.manifest, saved.config
+    devices = list(devices) if devices is not None else try_all_gpus()
+    net = NeuMF(config.num_factors, manifest["num_users"], manifest["num_items"],
+                config.nums_hiddens,
+                output_activation="sigmoid" if config.tutorial_exact else None)
+    _load_params(saved, net, devices)
+    net.hybridize(static_alloc=True)
+    data = _load_data(saved.path / DATA, manifest["dataset_name"], manifest["num_users"],
+                      manifest["num_items"])
+    metrics_path = saved.path / METRICS
+    metrics = {}
+    if metrics_path.is_file():
+        stored = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = {key: value for key, value in stored.items()
+                   if key not in ("history", "timings", "hit_rate", "auc_tutorial")}
+    history = _history(saved)
+    evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
+    return FitResult(net=net, config=config, history=history, num_users=manifest["num_users"],
+                     num_items=manifest["num_items"],
+                     hit_rate=evaluated[-1]["hit_rate"] if evaluated else float("nan"),
+                     auc=evaluated[-1]["auc"] if evaluated else float("nan"),
+                     metrics=metrics, data=data, source=saved.source)
+
+
+def export_net(net: NeuMF, prefix: PathLike) -> Tuple[Path, Path]:
+    """Export the hybridized network as ``<prefix>-symbol.json`` and
+    ``<prefix>-0000.params``, loadable with ``gluon.SymbolBlock.imports``."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    net.hybridize(static_alloc=True)
+    device = net.collect_params().list_ctx()[0]
+    probe = mx.np.zeros((1,), dtype="int32", ctx=device)
+    net(probe, probe)  # export needs a traced graph
+    net.export(str(prefix))
+    return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-0000.params")

@@ -1,0 +1,121 @@
+"""Saved runs, resuming, recommending and exporting."""
+
+import json
+import warnings
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import neumf
+from neumf import RunError, fit, load_model, recommend
+
+SETTINGS = {"seed": 0, "batch_size": 64, "k": 5, "verbose": False}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from conftest import planted_interactions, write_u_data
+
+    folder = tmp_path_factory.mktemp("data")
+    data_dir = write_u_data(folder, planted_interactions())
+    out = folder / "run"
+    result = fit(data_dir=data_dir, num_epochs=4, out=out, **SETTINGS)
+    return result, out, data_dir
+
+
+def test_run_folder_contents(run):
+    result, out, _ = run
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves.png", "data.npz", "metrics.json", "model.params", "optimizer.states", "run.json"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("hr@10", "ndcg@10", "hr@50", "auc", "mrr"):
+        assert metrics[key] == pytest.approx(result.metrics[key])
+    assert len(metrics["history"]) == 4 and metrics["timings"]["train_seconds"] > 0
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["version"] == neumf.__version__ and manifest["config"]["num_epochs"] == 4
+    png = (out / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    for path in out.iterdir():  # MXNet, JSON and NumPy formats only: no pickle
+        assert b"\x80\x04\x95" not in path.read_bytes()[:4]
+
+
+def test_load_model_round_trips_exactly(run):
+    result, out, _ = run
+    loaded = load_model(out)
+    users = np.arange(result.num_users)
+    np.testing.assert_array_equal(loaded.net.score_matrix(users), result.net.score_matrix(users))
+    assert loaded.config == result.config and loaded.metrics == pytest.approx(result.metrics)
+    assert [h["loss"] for h in loaded.history] == [h["loss"] for h in result.history]
+
+
+def test_resume_continues_the_same_optimisation(run, tmp_path):
+    result, _, data_dir = run
+    fit(data_dir=data_dir, num_epochs=2, out=tmp_path / "half", **SETTINGS)
+    resumed = fit(resume=tmp_path / "half", num_epochs=4, verbose=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in result.history]
+    users = np.arange(result.num_users)
+    np.testing.assert_array_equal(resumed.net.score_matrix(users),
+                                  result.net.score_matrix(users))
+
+
+def test_broken_runs_are_refused(run, tmp_path):
+    _, out, _ = run
+    with pytest.raises(RunError, match="not a complete neumf run; missing run.json, model.params"):
+        load_model(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("run.json", "data.npz"):
+        (broken / name).write_bytes((out / name).read_bytes())
+    (broken / "model.params").write_bytes(b"not parameters")
+    with pytest.raises(RunError, match="model.params: cannot be loaded"):
+        load_model(broken)
+    manifest = json.loads((out / "run.json").read_text())
+    manifest["version"] = "7.0.0"
+    (broken / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match="saved by neumf 7.0.0"):
+        load_model(broken)
+
+
+def test_recommend_never_returns_seen_items(run):
+    result, _, _ = run
+    users = result.data.user_ids[:25].tolist()
+    recs = recommend(result, users, k=10)
+    seen = result.data.candidates()
+    for user, items, scores in zip(recs.users, recs.items, recs.scores):
+        index = int(np.flatnonzero(result.data.user_ids == user)[0])
+        raw_seen = {result.data.item_ids[i] for i in seen[index]}
+        assert len(items) == 10 and not set(items) & raw_seen
+        assert np.all(np.diff(scores) <= 0)
+        all_scores = result.net.score_matrix(np.array([index]))[0]
+        unseen = np.setdiff1d(np.arange(result.num_items), seen[index])
+        assert scores[0] == pytest.approx(all_scores[unseen].max())
+
+
+def test_recommend_filters(run):
+    result, _, _ = run
+    allowed = result.data.item_ids[:5].tolist()
+    recs = recommend(result, ["1"], k=10, exclude_seen=False, items=allowed,
+                     exclude=[allowed[0]])
+    assert sorted(recs.items[0]) == sorted(allowed[1:])
+    frame = recs.to_frame()
+    assert list(frame.columns) == ["user", "rank", "item", "score"] and len(frame) == 4
+    with pytest.raises(KeyError, match="unknown user id"):
+        recommend(result, ["no-such-user"], k=3)
+
+
+def test_export_matches_the_network(run, tmp_path):
+    result, _, _ = run
+    symbol, params = result.export(tmp_path / "serving" / "neumf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MXNet notes the inputs' unknown dtypes
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            block = mx.gluon.SymbolBlock.imports(str(symbol), ["data0", "data1"], str(params))
+            users = mx.np.array(np.repeat(np.arange(result.num_users), result.num_items),
+                                dtype="int32")
+            items = mx.np.array(np.tile(np.arange(result.num_items), result.num_users),
+                                dtype="int32")
+            served = block(users, items).asnumpy().reshape(result.num_users, result.num_items)
+    np.testing.assert_allclose(served, result.net.score_matrix(np.arange(result.num_users)),
+                               rtol=1e-5, atol=1e-6)
