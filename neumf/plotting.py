@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from typing import Dict, List, Sequence, Union
+from typing import BinaryIO, Dict, List, Sequence, Union
 
 __all__ = ["LivePlot", "plot_history"]
 
 
 def plot_history(history: Sequence[Dict[str, float]],
-                 path: Union[str, os.PathLike, None] = None, *, fmt: str | None = None):
+                 path: Union[str, os.PathLike, BinaryIO, None] = None, *,
+                 fmt: str | None = None):
     """Draw training loss (left) and test hit rate and AUC (right) per epoch.
 
-    Returns the matplotlib figure; with ``path``, also saves it there (PNG by
-    default) and closes it.
+    Returns the matplotlib figure; with ``path`` (a file name or binary file),
+    also saves it there (PNG by default).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
+    # the object-oriented API: no pyplot, no backend switch, no global state
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    figure = Figure(figsize=(9, 3.4))
+    FigureCanvasAgg(figure)
+    left, right = figure.subplots(1, 2)
     left.plot(epochs, [h["loss"] for h in history], marker="o", color="tab:blue")
     left.set(xlabel="epoch", ylabel="loss per triplet", title="training loss")
     evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
@@ -37,7 +39,6 @@ def plot_history(history: Sequence[Dict[str, float]],
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, format=fmt or "png", dpi=100)
-        plt.close(figure)
     return figure
 
 
@@ -52,14 +53,12 @@ class LivePlot:
         self.history.append(stats)
         try:
             from IPython import get_ipython
-            from IPython.display import clear_output, display
+            from IPython.display import Image, clear_output, display
         except ImportError:
             return
         if get_ipython() is None:
             return
-        from matplotlib import pyplot as plt
-
-        figure = plot_history(self.history)
+        buffer = io.BytesIO()
+        plot_history(self.history, buffer)  # a PNG, whatever matplotlib backend is active
         clear_output(wait=True)
-        display(figure)
-        plt.close(figure)
+        display(Image(data=buffer.getvalue(), format="png"))

@@ -50,6 +50,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the run from other users
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -1,9 +1,10 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
-from neumf import FitConfig
+from neumf import FitConfig, load_model
 from neumf.cli import build_parser, main
 
 
@@ -77,10 +78,10 @@ def test_train_evaluate_recommend_end_to_end(planted_dir, tmp_path, capsys):
                  "--json"]) == 0
     recs = json.loads(capsys.readouterr().out)
     assert list(recs) == ["1", "7"] and all(len(v) == 4 for v in recs.values())
-    seen = {line.split("\t")[1] for line in
-            (planted_dir / "ml-100k" / "u.data").read_text().splitlines()
-            if line.split("\t")[0] == "1"}
-    assert not {entry["item"] for entry in recs["1"]} & seen - {None}
+    data = load_model(run).data
+    user = int(np.flatnonzero(data.user_ids == "1")[0])
+    seen = {data.item_ids[i] for i in data.train_items[data.train_users == user]}
+    assert len(seen) == 8 and not {entry["item"] for entry in recs["1"]} & seen
     assert main(["recommend", "--run", str(run), "--user", "1", "-k", "2"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["user", "rank", "item", "score"] and len(table) == 3

@@ -18,7 +18,10 @@ def test_fit_on_planted_data(planted_dir):
     assert len(result.history) == 8 and set(result.history[0]) >= HISTORY_KEYS
     assert result.hit_rate == result.history[-1]["hit_rate"] > 0.4  # chance is about 0.1
     assert result.auc == result.history[-1]["auc"] > 0.8
-    assert result.metrics == {"hr@5": result.hit_rate, "auc": result.auc}
+    assert set(result.metrics) == {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@50", "ndcg@50",
+                                   "auc", "mrr"}
+    assert result.metrics["hr@5"] == pytest.approx(result.hit_rate)
+    assert result.metrics["auc"] == pytest.approx(result.auc)
 
 
 def test_fit_is_repeatable_with_a_seed(planted_dir):
