@@ -132,9 +132,9 @@ def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
 def save_run(result, run_dir: PathLike) -> Path:
     """Write ``result`` (a :class:`neumf.FitResult`) into ``run_dir``:
     ``run.json`` (format, library version, configuration, data source, sizes,
-    optimizer layout, sampler state, history), ``model.params``,
-    ``optimizer.states`` (MXNet's format), ``data.npz`` (training and test pairs,
-    raw id maps), ``metrics.json`` and, with matplotlib, ``curves.png``. Each
+    raw id maps, optimizer layout, sampler state, history), ``model.params``,
+    ``optimizer.states`` (MXNet's format), ``data.npz`` (training and test
+    pairs), ``metrics.json`` and, with matplotlib, ``curves.png``. Each
     file is written to a temporary name and renamed into place."""
     from . import __version__
 
@@ -147,8 +147,7 @@ def save_run(result, run_dir: PathLike) -> Path:
         arrays, optimizer_meta = _optimizer_state(result.trainer, result.net)
         _atomic(run_dir / OPTIMIZER, lambda name: mx.nd.save(name, arrays))
     arrays = {"train_users": data.train_users, "train_items": data.train_items,
-              "test_users": data.test_users, "test_items": data.test_items,
-              "user_ids": data.user_ids.astype(str), "item_ids": data.item_ids.astype(str)}
+              "test_users": data.test_users, "test_items": data.test_items}
     if data.test_negatives is not None:
         arrays["test_negatives"] = data.test_negatives
 
@@ -169,7 +168,9 @@ def save_run(result, run_dir: PathLike) -> Path:
         "config": dataclasses.asdict(result.config), "source": result.source,
         "dataset_name": data.name, "num_users": result.num_users,
         "num_items": result.num_items, "epochs_done": len(result.history),
-        "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history}))
+        "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history,
+        "id_maps": {"users": data.user_ids.astype(str).tolist(),
+                    "items": data.item_ids.astype(str).tolist()}}))
     try:
         from .plotting import plot_history
         _atomic(run_dir / CURVES, lambda name: plot_history(result.history, name, fmt="png"))
@@ -231,12 +232,18 @@ def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, 
     return _history(saved)
 
 
-def _load_data(path: Path, name: str, num_users: int, num_items: int) -> RecData:
-    with np.load(path, allow_pickle=False) as arrays:
+def _load_data(saved: SavedRun) -> RecData:
+    manifest = saved.manifest
+    with np.load(saved.path / DATA, allow_pickle=False) as arrays:
         values = {key: arrays[key] for key in arrays.files}
-    return RecData(name, values["train_users"], values["train_items"], values["test_users"],
-                   values["test_items"], num_users, num_items, values["user_ids"],
-                   values["item_ids"], values.get("test_negatives"))
+    id_maps = manifest["id_maps"]
+    if (len(id_maps["users"]), len(id_maps["items"])) != (manifest["num_users"],
+                                                          manifest["num_items"]):
+        raise RunError(f"{saved.path / MANIFEST}: id maps do not match the model's sizes")
+    return RecData(manifest["dataset_name"], values["train_users"], values["train_items"],
+                   values["test_users"], values["test_items"], manifest["num_users"],
+                   manifest["num_items"], np.asarray(id_maps["users"]),
+                   np.asarray(id_maps["items"]), values.get("test_negatives"))
 
 
 def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
@@ -252,8 +259,7 @@ def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
                 output_activation="sigmoid" if config.tutorial_exact else None)
     _load_params(saved, net, devices)
     net.hybridize(static_alloc=True)
-    data = _load_data(saved.path / DATA, manifest["dataset_name"], manifest["num_users"],
-                      manifest["num_items"])
+    data = _load_data(saved)
     metrics_path = saved.path / METRICS
     metrics = {}
     if metrics_path.is_file():
