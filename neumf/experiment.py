@@ -99,11 +99,12 @@ class FitResult:
     trainer: gluon.Trainer | None = None
     sampler: PRDataset | None = None
 
-    def save(self, run_dir: Union[str, os.PathLike]) -> Path:
+    def save(self, run_dir: Union[str, os.PathLike], *, final: bool = True) -> Path:
         """Write the run (model, configuration, id maps, optimizer and sampler
-        state, metrics) into ``run_dir``; see :func:`neumf.load_model`."""
+        state, metrics) into ``run_dir``; see :func:`neumf.runs.save_run` and
+        :func:`neumf.load_model`."""
         from .runs import save_run
-        return save_run(self, run_dir)
+        return save_run(self, run_dir, final=final)
 
     def export(self, prefix: Union[str, os.PathLike]) -> Tuple[Path, Path]:
         """The hybridized network as MXNet symbol and parameter files for serving
@@ -152,7 +153,8 @@ def fit(
         its last epoch, with its settings, optimizer and sampler state, up to
         ``num_epochs`` in all (overridable).
     out
-        Save the run into this folder at the end.
+        Save the run into this folder: a checkpoint after every epoch, the final
+        metrics and curves at the end. Defaults to ``resume``.
     live_plot
         Redraw loss and metric curves after every epoch (in a notebook).
     **overrides
@@ -167,6 +169,8 @@ def fit(
     >>> result.metrics["hr@10"], result.history[-1]        # doctest: +SKIP
     """
     saved = None
+    if resume is not None and out is None:
+        out = resume  # continuing a run keeps checkpointing it
     if resume is not None:
         from .runs import read_run
         saved = read_run(resume)
@@ -212,11 +216,30 @@ def fit(
                                  ks=(config.k,))
         return metrics[f"hr@{config.k}"], metrics["auc"]
 
-    on_epoch_end = None
+    source = {"dataset": dataset, "name": name,
+              "data_dir": None if data_dir is None else str(data_dir)}
+
+    def make_result(metrics: Dict[str, float]) -> FitResult:
+        evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
+        last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
+        return FitResult(net=net, config=config, history=list(history),
+                         num_users=data.num_users, num_items=data.num_items,
+                         hit_rate=last["hit_rate"], auc=last["auc"], metrics=metrics,
+                         data=data, trainer=trainer, sampler=sampler, source=source)
+
+    plot = None
     if live_plot:
         from .plotting import LivePlot
-        on_epoch_end = LivePlot(history)
-    history = history + train_ranking(
+        plot = LivePlot(history)
+
+    def on_epoch_end(stats: Dict[str, float]) -> None:
+        history.append(stats)
+        if plot is not None:
+            plot(stats)
+        if out is not None:  # a checkpoint per epoch: a killed run resumes from here
+            make_result({}).save(out, final=False)
+
+    train_ranking(
         net, sampler.loader(config.batch_size), data.test_input(), loss, trainer, None,
         data.num_users, data.num_items, config.num_epochs - len(history), devices, evaluator,
         candidates, config.eval_step, verbose=verbose, on_epoch_end=on_epoch_end,
@@ -225,13 +248,7 @@ def fit(
         metrics = evaluate_model(net, data.test_users, data.test_items, data.train_users,
                                  data.train_items, data.num_items, devices, negatives=negatives,
                                  ks=sorted({10, 50, config.k}))
-    evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
-    last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
-    result = FitResult(net=net, config=config, history=history, num_users=data.num_users,
-                       num_items=data.num_items, hit_rate=last["hit_rate"], auc=last["auc"],
-                       metrics=metrics, data=data, trainer=trainer, sampler=sampler,
-                       source={"dataset": dataset, "name": name,
-                               "data_dir": None if data_dir is None else str(data_dir)})
+    result = make_result(metrics)
     if out is not None:
         result.save(out)
     return result

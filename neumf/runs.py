@@ -4,6 +4,7 @@ NumPy arrays for the data; no pickle anywhere."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from .parallel import try_all_gpus
 __all__ = ["RunError", "export_net", "load_model", "read_run", "save_run"]
 
 FORMAT = 1
-MANIFEST, PARAMS, OPTIMIZER, DATA = "run.json", "model.params", "optimizer.states", "data.npz"
+MANIFEST, DATA = "run.json", "data.npz"
 METRICS, CURVES = "metrics.json", "curves.png"
 PathLike = Union[str, os.PathLike]
 
@@ -129,23 +130,39 @@ def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
         optimizer._index_update_count = optimizer._all_index_update_counts[0]
 
 
-def save_run(result, run_dir: PathLike) -> Path:
-    """Write ``result`` (a :class:`neumf.FitResult`) into ``run_dir``:
-    ``run.json`` (format, library version, configuration, data source, sizes,
-    raw id maps, optimizer layout, sampler state, history), ``model.params``,
-    ``optimizer.states`` (MXNet's format), ``data.npz`` (training and test
-    pairs), ``metrics.json`` and, with matplotlib, ``curves.png``. Each
-    file is written to a temporary name and renamed into place."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
+    """Write ``result`` (a :class:`neumf.FitResult`) into ``run_dir`` as a checkpoint.
+
+    Files: ``model-EPOCH.params`` and ``optimizer-EPOCH.states`` (MXNet's
+    formats), ``data.npz`` (training and test pairs), then ``run.json`` (format,
+    library version, configuration, data source, sizes, raw id maps, optimizer
+    layout, sampler state, history, and the SHA-256 of each file above), then
+    ``metrics.json`` and, when ``final`` and matplotlib is there, ``curves.png``.
+    Every file goes to a temporary name and is renamed into place, and
+    ``run.json`` names the new files only once they are complete, so a process
+    killed at any moment leaves the previous checkpoint loadable.
+    """
     from . import __version__
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data: RecData = result.data
-    _atomic(run_dir / PARAMS, result.net.save_parameters)
+    epoch = len(result.history)
+    files = {"model": f"model-{epoch:04d}.params", "data": DATA}
+    _atomic(run_dir / files["model"], result.net.save_parameters)
     optimizer_meta = None
     if result.trainer is not None:
+        files["optimizer"] = f"optimizer-{epoch:04d}.states"
         arrays, optimizer_meta = _optimizer_state(result.trainer, result.net)
-        _atomic(run_dir / OPTIMIZER, lambda name: mx.nd.save(name, arrays))
+        _atomic(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
     arrays = {"train_users": data.train_users, "train_items": data.train_items,
               "test_users": data.test_users, "test_items": data.test_items}
     if data.test_negatives is not None:
@@ -156,49 +173,72 @@ def save_run(result, run_dir: PathLike) -> Path:
             np.savez(handle, **arrays)
     _atomic(run_dir / DATA, write_npz)
     history = _json_safe(result.history)
-    timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
-               "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
-    _write_json(run_dir / METRICS, _json_safe({
-        **result.metrics, "hit_rate": result.hit_rate, "auc_tutorial": result.auc,
-        "history": history, "timings": timings}))
     sampler_state = (None if result.sampler is None
                      else result.sampler.rng.bit_generator.state)
     _write_json(run_dir / MANIFEST, _json_safe({
         "format": FORMAT, "library": "neumf", "version": __version__,
         "config": dataclasses.asdict(result.config), "source": result.source,
         "dataset_name": data.name, "num_users": result.num_users,
-        "num_items": result.num_items, "epochs_done": len(result.history),
+        "num_items": result.num_items, "epochs_done": epoch, "files": files,
+        "sha256": {name: _sha256(run_dir / name) for name in files.values()},
         "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history,
         "id_maps": {"users": data.user_ids.astype(str).tolist(),
                     "items": data.item_ids.astype(str).tolist()}}))
-    try:
-        from .plotting import plot_history
-        _atomic(run_dir / CURVES, lambda name: plot_history(result.history, name, fmt="png"))
-    except ImportError:
-        warnings.warn("matplotlib is not installed, so curves.png was not drawn "
-                      "(pip install 'neumf[plot]')", UserWarning, stacklevel=2)
+    _remove_stale(run_dir, set(files.values()))
+    timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
+               "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
+    _write_json(run_dir / METRICS, _json_safe({
+        **result.metrics, "hit_rate": result.hit_rate, "auc_tutorial": result.auc,
+        "history": history, "timings": timings}))
+    if final:
+        try:
+            from .plotting import plot_history
+            _atomic(run_dir / CURVES,
+                    lambda name: plot_history(result.history, name, fmt="png"))
+        except ImportError:
+            warnings.warn("matplotlib is not installed, so curves.png was not drawn "
+                          "(pip install 'neumf[plot]')", UserWarning, stacklevel=2)
     return run_dir
 
 
+def _remove_stale(run_dir: Path, keep: set) -> None:
+    """Older checkpoints' files and temporaries a killed writer left behind."""
+    for path in run_dir.iterdir():
+        stale_checkpoint = (path.name.startswith(("model-", "optimizer-"))
+                            and path.name not in keep)
+        if stale_checkpoint or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            path.unlink(missing_ok=True)
+
+
 def read_run(run_dir: PathLike) -> SavedRun:
-    """Read and check a run folder's manifest."""
+    """Read and check a run folder: its manifest, and every file it names against
+    the recorded SHA-256."""
     from . import __version__
     from .experiment import FitConfig
 
     run_dir = Path(run_dir)
-    missing = [name for name in (MANIFEST, PARAMS, DATA) if not (run_dir / name).is_file()]
-    if missing:
-        raise RunError(f"{run_dir}: not a complete neumf run; missing {', '.join(missing)}")
+    if not (run_dir / MANIFEST).is_file():
+        raise RunError(f"{run_dir}: not a complete neumf run; missing {MANIFEST} (no "
+                       "checkpoint was finished there)")
     try:
         manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"{run_dir / MANIFEST}: not valid JSON ({exc})") from None
-    if manifest.get("library") != "neumf" or manifest.get("format") != FORMAT:
-        raise RunError(f"{run_dir / MANIFEST}: written by {manifest.get('library')!r} format "
-                       f"{manifest.get('format')!r}; this is neumf format {FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("library") != "neumf" \
+            or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise RunError(f"{run_dir / MANIFEST}: not a neumf run of format {FORMAT} "
+                       f"(format {found!r})")
     if str(manifest.get("version", "")).split(".")[0] != __version__.split(".")[0]:
         raise RunError(f"{run_dir}: saved by neumf {manifest.get('version')}, which this "
                        f"neumf {__version__} cannot read")
+    for name, expected in manifest["sha256"].items():
+        path = run_dir / name
+        if not path.is_file():
+            raise RunError(f"{run_dir}: missing {name}, which {MANIFEST} lists")
+        if _sha256(path) != expected:
+            raise RunError(f"{path}: SHA-256 does not match {MANIFEST}; the file was "
+                           "modified or damaged")
     config = dict(manifest["config"])
     config["nums_hiddens"] = tuple(config["nums_hiddens"])
     return SavedRun(run_dir, FitConfig(**config), manifest["source"], manifest)
@@ -211,9 +251,11 @@ def _history(saved: SavedRun) -> List[Dict[str, float]]:
 
 def _load_params(saved: SavedRun, net: NeuMF, devices: Sequence[mx.Context]) -> None:
     try:
-        net.load_parameters(str(saved.path / PARAMS), ctx=list(devices))
+        net.load_parameters(str(saved.path / saved.manifest["files"]["model"]),
+                            ctx=list(devices))
     except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise RunError(f"{saved.path / PARAMS}: cannot be loaded into the saved network "
+        raise RunError(f"{saved.path / saved.manifest['files']['model']}: cannot be loaded "
+                       "into the saved network "
                        f"({str(exc).splitlines()[0]})") from None
 
 
@@ -224,9 +266,8 @@ def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, 
     _load_params(saved, net, devices)
     meta = saved.manifest.get("optimizer")
     if meta is not None:
-        if not (saved.path / OPTIMIZER).is_file():
-            raise RunError(f"{saved.path}: missing {OPTIMIZER}, needed to resume")
-        _restore_optimizer(trainer, net, mx.nd.load(str(saved.path / OPTIMIZER)), meta)
+        optimizer_file = saved.path / saved.manifest["files"]["optimizer"]
+        _restore_optimizer(trainer, net, mx.nd.load(str(optimizer_file)), meta)
     if saved.manifest.get("sampler_rng") is not None:
         sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
     return _history(saved)

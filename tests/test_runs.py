@@ -27,7 +27,8 @@ def run(tmp_path_factory):
 def test_run_folder_contents(run):
     result, out, _ = run
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves.png", "data.npz", "metrics.json", "model.params", "optimizer.states", "run.json"]
+        "curves.png", "data.npz", "metrics.json", "model-0004.params", "optimizer-0004.states",
+        "run.json"]  # the checkpoints of epochs 1 to 3 were replaced
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("hr@10", "ndcg@10", "hr@50", "auc", "mrr"):
         assert metrics[key] == pytest.approx(result.metrics[key])
@@ -62,19 +63,28 @@ def test_resume_continues_the_same_optimisation(run, tmp_path):
 
 def test_broken_runs_are_refused(run, tmp_path):
     _, out, _ = run
-    with pytest.raises(RunError, match="not a complete neumf run; missing run.json, model.params"):
+    with pytest.raises(RunError, match="not a complete neumf run; missing run.json"):
         load_model(tmp_path)
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in ("run.json", "data.npz"):
-        (broken / name).write_bytes((out / name).read_bytes())
-    (broken / "model.params").write_bytes(b"not parameters")
-    with pytest.raises(RunError, match="model.params: cannot be loaded"):
+    for path in out.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    params = broken / "model-0004.params"
+    tampered = bytearray(params.read_bytes())
+    tampered[-3] ^= 0xFF
+    params.write_bytes(bytes(tampered))
+    with pytest.raises(RunError, match="model-0004.params: SHA-256 does not match run.json"):
+        load_model(broken)
+    params.unlink()
+    with pytest.raises(RunError, match="missing model-0004.params, which run.json lists"):
         load_model(broken)
     manifest = json.loads((out / "run.json").read_text())
     manifest["version"] = "7.0.0"
     (broken / "run.json").write_text(json.dumps(manifest))
     with pytest.raises(RunError, match="saved by neumf 7.0.0"):
+        load_model(broken)
+    (broken / "run.json").write_text("{not json")
+    with pytest.raises(RunError, match="run.json: not valid JSON"):
         load_model(broken)
 
 
