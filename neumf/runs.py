@@ -3,6 +3,7 @@ NumPy arrays for the data; no pickle anywhere."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -130,6 +131,15 @@ def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
         optimizer._index_update_count = optimizer._all_index_update_counts[0]
 
 
+@contextlib.contextmanager
+def _np_semantics():
+    """MXNet files record the shape semantics they were written in and refuse to
+    load in the other; checkpoints are written from inside the (NumPy-mode)
+    training loop and at the end, so always use one."""
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        yield
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -157,12 +167,14 @@ def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
     data: RecData = result.data
     epoch = len(result.history)
     files = {"model": f"model-{epoch:04d}.params", "data": DATA}
-    _atomic(run_dir / files["model"], result.net.save_parameters)
+    with _np_semantics():
+        _atomic(run_dir / files["model"], result.net.save_parameters)
     optimizer_meta = None
     if result.trainer is not None:
         files["optimizer"] = f"optimizer-{epoch:04d}.states"
         arrays, optimizer_meta = _optimizer_state(result.trainer, result.net)
-        _atomic(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
+        with _np_semantics():
+            _atomic(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
     arrays = {"train_users": data.train_users, "train_items": data.train_items,
               "test_users": data.test_users, "test_items": data.test_items}
     if data.test_negatives is not None:
@@ -251,8 +263,9 @@ def _history(saved: SavedRun) -> List[Dict[str, float]]:
 
 def _load_params(saved: SavedRun, net: NeuMF, devices: Sequence[mx.Context]) -> None:
     try:
-        net.load_parameters(str(saved.path / saved.manifest["files"]["model"]),
-                            ctx=list(devices))
+        with _np_semantics():
+            net.load_parameters(str(saved.path / saved.manifest["files"]["model"]),
+                                ctx=list(devices))
     except (mx.base.MXNetError, AssertionError, ValueError) as exc:
         raise RunError(f"{saved.path / saved.manifest['files']['model']}: cannot be loaded "
                        "into the saved network "
@@ -267,7 +280,9 @@ def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, 
     meta = saved.manifest.get("optimizer")
     if meta is not None:
         optimizer_file = saved.path / saved.manifest["files"]["optimizer"]
-        _restore_optimizer(trainer, net, mx.nd.load(str(optimizer_file)), meta)
+        with _np_semantics():
+            arrays = mx.nd.load(str(optimizer_file))
+        _restore_optimizer(trainer, net, arrays, meta)
     if saved.manifest.get("sampler_rng") is not None:
         sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
     return _history(saved)
