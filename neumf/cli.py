@@ -178,7 +178,8 @@ def _evaluate(args) -> int:
                                           config.eval_negatives, config.seed)
     metrics = evaluate_model(model.net, model.data.test_users, model.data.test_items,
                              model.data.train_users, model.data.train_items, model.num_items,
-                             [mx.cpu()], negatives=negatives, ks=sorted({10, 50, config.k}))
+                             [mx.cpu()], negatives=negatives,
+                             ks=sorted(k for k in {10, 50, config.k} if k <= model.num_items))
     if args.json:
         print(json.dumps(_clean({"protocol": protocol, "metrics": metrics})))
     else:

@@ -24,6 +24,7 @@ COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 SPLIT_MODES = ("random", "seq-aware")
 FEEDBACK_KINDS = ("explicit", "implicit")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+TIMESTAMP_RANGE = (0, 4_102_444_800)  # Unix seconds, 1970 to 2100
 
 
 class DataError(ValueError):
@@ -106,6 +107,12 @@ def read_ratings(path: str | os.PathLike, sep: str = "\t") -> Tuple[pd.DataFrame
                 f"{path} line {line}: {column} {ids[row]} exceeds the {distinct} distinct "
                 f"{column}s; ids must be contiguous from 1"
             )
+    stamps = data["timestamp"].to_numpy()
+    bad_stamps = (stamps < TIMESTAMP_RANGE[0]) | (stamps > TIMESTAMP_RANGE[1])
+    if bad_stamps.any():
+        row, line = _line_of(path, bad_stamps)
+        raise DataError(f"{path} line {line}: timestamp {stamps[row]} is out of range (Unix "
+                        "seconds from 1970 to 2100)")
     num_users = int(data["user_id"].max())
     num_items = int(data["item_id"].max())
     return data, num_users, num_items

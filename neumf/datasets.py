@@ -3,6 +3,8 @@ delimited file of raw ids, and the NCF authors' published format."""
 
 from __future__ import annotations
 
+import csv
+import itertools
 import os
 import warnings
 from dataclasses import dataclass
@@ -12,7 +14,14 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from .data import DataError, items_by_user, load_data_ml100k, read_data_ml100k, split_data_ml100k
+from .data import (
+    TIMESTAMP_RANGE,
+    DataError,
+    items_by_user,
+    load_data_ml100k,
+    read_data_ml100k,
+    split_data_ml100k,
+)
 from .download import data_home
 
 __all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset"]
@@ -73,6 +82,10 @@ def _from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
     user_ids, users = np.unique(raw_users.astype(str), return_inverse=True)
     item_ids, items = np.unique(raw_items.astype(str), return_inverse=True)
     test = leave_last_out(users, stamps)
+    test_only = np.setdiff1d(items[test], items[~test])
+    if test_only.size:  # kept: they are ranked like any item, from untrained embeddings
+        warnings.warn(f"{test_only.size} items appear only in the test set; they stay in "
+                      "the catalogue with untrained embeddings", UserWarning, stacklevel=3)
     return RecData(name, users[~test], items[~test], users[test], items[test],
                    len(user_ids), len(item_ids), user_ids, item_ids)
 
@@ -88,37 +101,110 @@ def _ml100k(data_dir, split_mode: str, seed: int | None) -> RecData:
                    np.asarray(test_items), num_users, num_items, raw_users, raw_items)
 
 
-def _read_table(path: Path, sep: str, columns: int) -> pd.DataFrame:
-    """Read ``columns`` fields per line as strings, naming the file and line on error."""
+def _field_problem(kind: str, field: str) -> str | None:
+    """What is wrong with one field of the given kind (``id``, ``int``, ``rating``,
+    ``timestamp``), or None."""
+    if kind == "id":
+        return None if field.strip() else "is empty"
     try:
-        frame = pd.read_csv(path, sep=sep, header=None, dtype=str, engine="python"
-                            if len(sep) > 1 else "c", keep_default_na=False)
+        value = float(field) if kind == "rating" else int(field)
+    except ValueError:
+        return f"is not {'a number' if kind == 'rating' else 'an integer'}: {field[:40]!r}"
+    if kind == "rating" and not np.isfinite(value):
+        return f"is not a finite number: {field[:40]!r}"
+    if kind == "int" and not 0 <= value < 2**63:
+        return f"{field[:40]} is not a non-negative 64-bit id"
+    if kind == "timestamp" and not TIMESTAMP_RANGE[0] <= value <= TIMESTAMP_RANGE[1]:
+        return f"{field[:40]} is out of range (Unix seconds from 1970 to 2100)"
+    return None
+
+
+def _scan(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, ...],
+          header: str | None) -> DataError:
+    """The first malformed line of ``path``, as a DataError naming it. Runs only
+    after the fast parser or a vectorized check has refused the file."""
+    expected = None
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            if header is not None and lineno == 1:
+                continue
+            if header is not None and text == header:
+                return DataError(f"{path} line {lineno}: the header line is repeated")
+            fields = text.split(sep)
+            expected = expected or len(fields)
+            if len(fields) != expected or len(fields) < len(kinds):
+                return DataError(f"{path} line {lineno}: expected {max(expected, len(kinds))} "
+                                 f"{sep!r}-separated fields, got {len(fields)}: {text[:80]!r}")
+            for name, kind, field in zip(names, kinds, fields):
+                problem = _field_problem(kind, field)
+                if problem:
+                    return DataError(f"{path} line {lineno}: {name} {problem}")
+    return DataError(f"{path}: could not be read as {sep!r}-separated "
+                     f"{', '.join(names)}")
+
+
+def _read_table(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, ...],
+                header: bool = False) -> pd.DataFrame:
+    """Read ``path`` as strings and check every field of the named columns,
+    vectorized; any problem is reported by :func:`_scan` with its line."""
+    header_text = None
+    if header:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header_text = handle.readline().rstrip("\r\n")
+    try:
+        frame = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False,
+                            engine="python" if len(sep) > 1 else "c",
+                            skiprows=1 if header else 0, quoting=3)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: {exc}") from None
-    if frame.shape[1] < columns:
-        raise DataError(f"{path} line 1: expected at least {columns} {sep!r}-separated fields, "
-                        f"got {frame.shape[1]}")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (pd.errors.ParserError, ValueError, csv.Error):
+        raise _scan(path, sep, names, kinds, header_text) from None
+    if frame.empty:
+        raise DataError(f"{path}: no interactions")
+    if frame.shape[1] < len(kinds) or not _fields_ok(frame, kinds, header_text):
+        raise _scan(path, sep, names, kinds, header_text)
     return frame
+
+
+def _fields_ok(frame: pd.DataFrame, kinds: Tuple[str, ...], header: str | None) -> bool:
+    """Vectorized: every field of every checked column is well formed."""
+    if header is not None and (frame.apply(lambda col: col.str.strip()).agg(
+            lambda row: ",".join(row), axis=1) == ",".join(
+            field.strip() for field in header.split(","))).any():
+        return False
+    for column, kind in enumerate(kinds):
+        values = frame.iloc[:, column]
+        if kind == "id":
+            if (values.str.strip() == "").any():
+                return False
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.isna().any():
+            return False
+        numbers = numbers.to_numpy(dtype=np.float64)
+        if kind == "rating" and not np.isfinite(numbers).all():
+            return False
+        if kind in ("int", "timestamp") and (numbers != np.floor(numbers)).any():
+            return False
+        low, high = TIMESTAMP_RANGE if kind == "timestamp" else (0, 2.0**63 - 1024)
+        if (numbers < low).any() or (numbers > high).any():
+            return False
+    return True
 
 
 def _ml1m(data_dir, name: str | None) -> RecData:
     path = data_home(data_dir) / (name or os.path.join("ml-1m", "ratings.dat"))
-    frame = _read_table(path, "::", 4)
-    stamps = _integers(frame.iloc[:, 3], path, "timestamp")
+    frame = _read_table(path, "::", ("user", "item", "rating", "timestamp"),
+                        ("id", "id", "rating", "timestamp"))
+    stamps = frame.iloc[:, 3].astype(np.int64).to_numpy()
     return _from_raw("ml-1m", frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1].to_numpy(), stamps)
-
-
-def _integers(column: pd.Series, path: Path, what: str) -> np.ndarray:
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {row + 1}: {what} is not a number: {column.iloc[row]!r}")
-    return values.to_numpy(dtype=np.int64)
 
 
 def _sniff(path: Path) -> Tuple[str, bool]:
@@ -144,15 +230,17 @@ def _is_number(text: str) -> bool:
 
 def read_interactions(path: str | os.PathLike) -> pd.DataFrame:
     """Read a delimited file of ``user, item[, rating][, timestamp]`` with any raw
-    ids (tab, comma, semicolon or space separated, optional header line)."""
+    ids (tab, comma, semicolon or space separated, optional header line),
+    checking every line: a problem raises :class:`DataError` naming the line."""
     path = Path(path)
     sep, header = _sniff(path)
-    frame = _read_table(path, sep, 2)
-    if header:
-        frame = frame.iloc[1:].reset_index(drop=True)
-    if frame.empty:
-        raise DataError(f"{path}: no interactions")
-    return frame
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = handle.readline() if header else ""
+        width = len((handle.readline() if header else first or handle.readline())
+                    .rstrip("\r\n").split(sep))
+    names = ("user", "item", "rating", "timestamp")[:max(2, min(width, 4))]
+    kinds = ("id", "id", "rating", "timestamp")[:len(names)]
+    return _read_table(path, sep, names, kinds, header=header)
 
 
 def _csv(data_dir, name: str | None) -> RecData:
@@ -160,52 +248,83 @@ def _csv(data_dir, name: str | None) -> RecData:
         raise ValueError("dataset 'csv' needs name=, the file's name in the data directory")
     path = data_home(data_dir) / name
     frame = read_interactions(path)
-    stamps = (_integers(frame.iloc[:, 3], path, "timestamp") if frame.shape[1] >= 4
+    stamps = (frame.iloc[:, 3].astype(np.int64).to_numpy() if frame.shape[1] >= 4
               else np.arange(len(frame)))  # no timestamp: file order is time order
     return _from_raw(Path(name).stem, frame.iloc[:, 0].to_numpy(),
                      frame.iloc[:, 1].to_numpy(), stamps)
 
 
 def _ncf(data_dir, name: str | None) -> RecData:
+    """The NCF authors' files. The catalogue is what the training file holds:
+    test pairs whose user or item is outside it are dropped, and negatives
+    outside it or equal to their test item are removed (rows padded with -1);
+    warnings count both."""
     if not name:
         raise ValueError("dataset 'ncf' needs name=, e.g. 'ml-1m' for ml-1m.train.rating")
     base = data_home(data_dir) / name
-    train = _read_table(Path(f"{base}.train.rating"), "\t", 2)
-    test = _read_table(Path(f"{base}.test.rating"), "\t", 2)
-    train_users = _integers(train.iloc[:, 0], Path(f"{base}.train.rating"), "user")
-    train_items = _integers(train.iloc[:, 1], Path(f"{base}.train.rating"), "item")
-    test_users = _integers(test.iloc[:, 0], Path(f"{base}.test.rating"), "user")
-    test_items = _integers(test.iloc[:, 1], Path(f"{base}.test.rating"), "item")
+    names, kinds = ("user", "item"), ("int", "int")
+    train = _read_table(Path(f"{base}.train.rating"), "\t", names, kinds)
+    test = _read_table(Path(f"{base}.test.rating"), "\t", names, kinds)
+    train_users, train_items = (train.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
+    test_users, test_items = (test.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
     negatives = _read_negatives(Path(f"{base}.test.negative"), test_users, test_items)
-    num_users = int(max(train_users.max(), test_users.max())) + 1
-    num_items = int(max(train_items.max(), test_items.max(), negatives.max())) + 1
+    num_users, num_items = int(train_users.max()) + 1, int(train_items.max()) + 1
+
+    inside = (test_users < num_users) & (test_items < num_items)
+    if not inside.all():
+        warnings.warn(f"{base}.test.rating: {int((~inside).sum())} test pairs name a user or "
+                      "item the training file does not have; they are not evaluated",
+                      UserWarning, stacklevel=3)
+    test_users, test_items, negatives = test_users[inside], test_items[inside], negatives[inside]
+    outside = (negatives >= num_items)
+    is_target = negatives == test_items[:, None]
+    if outside.any() or is_target.any():
+        warnings.warn(f"{base}.test.negative: removed {int(outside.sum())} negatives outside "
+                      f"the catalogue and {int(is_target.sum())} equal to their test item",
+                      UserWarning, stacklevel=3)
+        negatives = np.where(outside | is_target, -1, negatives)
     return RecData(name, train_users, train_items, test_users, test_items, num_users,
                    num_items, np.arange(num_users).astype(str),
                    np.arange(num_items).astype(str), negatives)
 
 
 def _read_negatives(path: Path, test_users: np.ndarray, test_items: np.ndarray) -> np.ndarray:
-    """Rows ``(user,item)<TAB>neg<TAB>neg...`` in test order, as a (n, m) array."""
+    """Rows ``(user,item)<TAB>neg<TAB>neg...`` in test order, as an (n, m) array
+    padded with -1 where rows are shorter."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            fields = line.rstrip("\r\n").split("\t")
-            if not fields[0]:
-                continue
-            try:
-                user, item = (int(v) for v in fields[0].strip("()").split(","))
-                rows.append([int(v) for v in fields[1:] if v])
-            except ValueError:
-                raise DataError(f"{path} line {lineno}: expected '(user,item)' then negative "
-                                f"item ids, got {line[:60]!r}") from None
-            index = len(rows) - 1
-            if index >= len(test_users) or (user, item) != (test_users[index],
-                                                             test_items[index]):
-                raise DataError(f"{path} line {lineno}: ({user},{item}) does not match "
-                                "the test file's pair on the same line")
-    if len(rows) != len(test_users) or len({len(r) for r in rows}) > 1:
-        raise DataError(f"{path}: expected {len(test_users)} lines of equally many negatives")
-    return np.asarray(rows, dtype=np.int64)
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    for lineno, line in enumerate(lines, start=1):
+        fields = line.rstrip("\r\n").split("\t")
+        if not fields[0].strip():
+            continue
+        try:
+            user, item = (int(v) for v in fields[0].strip().strip("()").split(","))
+            negatives = [int(v) for v in fields[1:] if v.strip()]
+        except ValueError:
+            raise DataError(f"{path} line {lineno}: expected '(user,item)' then tab-separated "
+                            f"negative item ids, got {line[:60]!r}") from None
+        if min(negatives, default=0) < 0 or max(negatives, default=0) >= 2**62:
+            raise DataError(f"{path} line {lineno}: negative item ids must be non-negative")
+        index = len(rows)
+        if index >= len(test_users) or (user, item) != (test_users[index], test_items[index]):
+            raise DataError(f"{path} line {lineno}: ({user},{item}) does not match "
+                            "the test file's pair on the same line")
+        rows.append(negatives)
+    if len(rows) != len(test_users):
+        raise DataError(f"{path}: {len(rows)} lines for {len(test_users)} test pairs")
+    width = max((len(row) for row in rows), default=0)
+    if width == 0:
+        raise DataError(f"{path}: no negative items")
+    padded = np.full((len(rows), width), -1, dtype=np.int64)
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+    padded[np.arange(width)[None, :] < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    return padded
 
 
 def load_dataset(dataset: str = "ml-100k", data_dir=None, name: str | None = None, *,

@@ -127,6 +127,8 @@ def evaluate_ranking(
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
+    if k > num_items:
+        raise ValueError(f"k={k} is larger than the catalogue of {num_items} items")
     pair_users, pair_items = candidate_pairs(test_input)
     seen_users, seen_items = candidate_pairs(candidates)
     for name, ids, bound in (("test_input users", pair_users, num_users),
@@ -205,8 +207,8 @@ def evaluate_model(
         Contexts to score on.
     negatives
         Shape (n, m): the sampled protocol, each test item ranked against its
-        row of ``m`` negatives (the NCF paper's 99). ``None``: the full protocol,
-        against every item the user did not train on.
+        row of ``m`` negatives (the NCF paper's 99; -1 pads shorter rows).
+        ``None``: the full protocol, against every item the user did not train on.
     ks
         Cut-offs.
 
@@ -215,6 +217,9 @@ def evaluate_model(
     """
     test_users = np.asarray(test_users, dtype=np.int64)
     test_items = np.asarray(test_items, dtype=np.int64)
+    if any(int(k) != k or not 1 <= k <= num_items for k in ks):
+        raise ValueError(f"every k must be a positive integer at most the catalogue size "
+                         f"{num_items}; got {list(ks)}")
     if negatives is not None:
         negatives = np.asarray(negatives, dtype=np.int64)
         if negatives.shape[0] != len(test_users):
@@ -240,10 +245,12 @@ def evaluate_model(
             grid = test_users[pairs][:, None] * num_items + np.arange(num_items)[None, :]
             candidates = ~_is_member(grid, seen_keys)
             candidates[index, test_items[pairs]] = True
-        else:
-            scores = np.concatenate([target[:, None],
-                                     np.take_along_axis(scores, negatives[pairs], axis=1)], 1)
-            candidates = np.ones(scores.shape, dtype=bool)
+        else:  # -1 pads rows with fewer negatives
+            rows_negatives = negatives[pairs]
+            scores = np.concatenate([target[:, None], np.take_along_axis(
+                scores, np.maximum(rows_negatives, 0), axis=1)], 1)
+            candidates = np.concatenate([np.ones((len(pairs), 1), dtype=bool),
+                                         rows_negatives >= 0], 1)
         higher, ties, num_candidates = rank_counts(scores, target, candidates)
         for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
             per_pair[name][pairs] = values

@@ -18,7 +18,7 @@ from .datasets import DATASETS, RecData, load_dataset
 from .evaluation import evaluate_model, evaluate_ranking
 from .losses import BPRLoss, HingeLossbRec
 from .model import NeuMF
-from .parallel import try_all_gpus
+from .parallel import check_devices, try_all_gpus
 from .sampling import PRDataset, sample_negatives, seen_keys
 from .training import train_ranking
 
@@ -181,11 +181,13 @@ def fit(
         config = dataclasses.replace(FitConfig(), **overrides)
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
-    devices = list(devices) if devices is not None else try_all_gpus()
+    devices = check_devices(devices) if devices is not None else try_all_gpus()
     if config.seed is not None:
         mx.random.seed(config.seed)
 
     data = load_dataset(dataset, data_dir, name, split_mode=config.split_mode, seed=config.seed)
+    if config.k > data.num_items:
+        raise ValueError(f"k={config.k} is larger than the catalogue of {data.num_items} items")
     candidates = data.candidates()
     negatives = None
     if config.protocol == "sampled":
@@ -247,7 +249,7 @@ def fit(
     with autograd.predict_mode():
         metrics = evaluate_model(net, data.test_users, data.test_items, data.train_users,
                                  data.train_items, data.num_items, devices, negatives=negatives,
-                                 ks=sorted({10, 50, config.k}))
+                                 ks=sorted(k for k in {10, 50, config.k} if k <= data.num_items))
     result = make_result(metrics)
     if out is not None:
         result.save(out)

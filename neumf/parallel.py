@@ -8,13 +8,28 @@ from typing import List, Sequence
 import mxnet as mx
 from mxnet import gluon
 
-__all__ = ["split_and_load", "try_all_gpus"]
+__all__ = ["check_devices", "split_and_load", "try_all_gpus"]
 
 
 def try_all_gpus() -> List[mx.Context]:
     """All GPUs, or ``[mx.cpu()]`` if there is none."""
     gpus = [mx.gpu(i) for i in range(mx.context.num_gpus())]
     return gpus or [mx.cpu()]
+
+
+def check_devices(devices: Sequence[mx.Context]) -> List[mx.Context]:
+    """The devices as a list, or a ValueError naming one that does not exist here
+    (a GPU beyond those present, or something that is not an MXNet context)."""
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices must list at least one context")
+    gpus = mx.context.num_gpus()
+    for device in devices:
+        if not isinstance(device, mx.Context):
+            raise ValueError(f"devices must be MXNet contexts such as mx.cpu(0); got {device!r}")
+        if device.device_type == "gpu" and device.device_id >= gpus:
+            raise ValueError(f"device {device} does not exist: this machine has {gpus} GPU(s)")
+    return devices
 
 
 def split_and_load(columns: Sequence, devices: Sequence[mx.Context]) -> List[list]:

@@ -71,6 +71,8 @@ def recommend(model, users: Sequence, k: int = 10, exclude_seen: bool = True, *,
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
+    if k > model.num_items:
+        raise ValueError(f"k={k} is larger than the catalogue of {model.num_items} items")
     data = model.data
     user_index = _indices(data.user_ids, list(users), "user")
     allowed = np.ones(model.num_items, dtype=bool)

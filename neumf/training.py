@@ -12,7 +12,7 @@ import numpy as np
 from mxnet import autograd, gluon, use_np
 from tqdm.auto import tqdm
 
-from .parallel import split_and_load
+from .parallel import check_devices, split_and_load
 
 __all__ = ["CollapseWarning", "score_spread_collapsed", "train_ranking"]
 
@@ -103,9 +103,7 @@ def train_ranking(
         raise ValueError(f"num_epochs must be a non-negative integer; got {num_epochs!r}")
     if int(eval_step) != eval_step or eval_step < 1:
         raise ValueError(f"eval_step must be a positive integer; got {eval_step!r}")
-    devices = list(devices)
-    if not devices:
-        raise ValueError("devices must list at least one context")
+    devices = check_devices(devices)
     _allow_np_updates(trainer)
     history: List[Dict[str, float]] = []
     hit_rate = auc = float("nan")

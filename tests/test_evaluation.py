@@ -144,7 +144,9 @@ def test_score_users_matches_pairwise_calls():
 def test_bad_ids_and_k_are_refused():
     net = TableNet(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="test_input items must be in 0..2"):
-        evaluate_ranking(net, {0: [3]}, None, {}, 2, 3, [mx.cpu()])
+        evaluate_ranking(net, {0: [3]}, None, {}, 2, 3, [mx.cpu()], k=1)
+    with pytest.raises(ValueError, match="k=50 is larger than the catalogue of 3 items"):
+        evaluate_ranking(net, {0: [1]}, None, {}, 2, 3, [mx.cpu()])
     with pytest.raises(ValueError, match="k must be a positive integer"):
         evaluate_ranking(net, {0: [1]}, None, {}, 2, 3, [mx.cpu()], k=0)
 
