@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -109,6 +110,8 @@ def download_ml100k(
     url: str | None = None,
     sha1: str | None = None,
     timeout: float = 60.0,
+    retries: int = 2,
+    backoff: float = 1.0,
 ) -> Path:
     """Path of ``ml-100k/u.data`` under the data directory, downloading and
     extracting GroupLens' ``ml-100k.zip`` first if it is not there.
@@ -116,6 +119,8 @@ def download_ml100k(
     The archive is verified against ``sha1`` before it is kept (as
     ``ml-100k.zip``, so a later call does not download again) or extracted.
     ``url`` and ``sha1`` default to :data:`ML100K_URL` and :data:`ML100K_SHA1`.
+    A failed, truncated or corrupt transfer is retried ``retries`` times (waiting
+    ``backoff`` seconds, doubling), then refused; nothing partial is kept.
     """
     sha1 = sha1 or ML100K_SHA1
     home = data_home(data_dir)
@@ -125,9 +130,23 @@ def download_ml100k(
     archive = home / "ml-100k.zip"
     if archive.is_file() and sha1_of(archive) != sha1:
         archive.unlink()  # a stale or corrupt cache entry is never trusted
-    if not archive.is_file():
-        _fetch(url or ML100K_URL, archive, sha1, timeout)
-    safe_extract(archive, home)
+    for attempt in range(retries + 1):
+        if archive.is_file():
+            break
+        try:
+            _fetch(url or ML100K_URL, archive, sha1, timeout)
+        except DownloadError:
+            if attempt == retries:  # a truncated or corrupt transfer may succeed again
+                raise
+            time.sleep(backoff * 2**attempt)
+    try:
+        safe_extract(archive, home)
+    except zipfile.BadZipFile as exc:
+        archive.unlink(missing_ok=True)
+        raise DownloadError(f"{archive}: not a readable zip archive ({exc}); removed") from None
+    except DownloadError:
+        archive.unlink(missing_ok=True)  # a refused archive is never left in the cache
+        raise
     if not ratings.is_file():
         raise DownloadError(f"{archive}: has no ml-100k/u.data member")
     return ratings

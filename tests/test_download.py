@@ -31,6 +31,8 @@ def http_server():
         def do_GET(self):  # noqa: N802 (the stdlib's name)
             hits[self.path] = hits.get(self.path, 0) + 1
             body = files.get(self.path)
+            if callable(body):  # a body that changes from request to request
+                body = body(hits[self.path])
             if body is None:
                 self.send_error(404)
                 return
@@ -85,12 +87,22 @@ def test_reader_downloads_when_the_file_is_missing(tmp_path, server, monkeypatch
     assert len(data) == 3 and (num_users, num_items) == (2, 2)
 
 
-def test_wrong_sha1_is_refused_and_leaves_nothing(tmp_path, server):
-    base, files, _ = server
+def test_wrong_sha1_is_refused_after_retries_and_leaves_nothing(tmp_path, server):
+    base, files, hits = server
     files["/ml-100k.zip"] = _zip({"ml-100k/u.data": U_DATA})
     with pytest.raises(DownloadError, match="SHA-1 .* does not match"):
-        download_ml100k(tmp_path, url=base + "/ml-100k.zip", sha1="0" * 40)
+        download_ml100k(tmp_path, url=base + "/ml-100k.zip", sha1="0" * 40, backoff=0)
     assert list(tmp_path.iterdir()) == []
+    assert hits == {"/ml-100k.zip": 3}  # the first try and two retries
+
+
+def test_truncated_transfer_is_retried(tmp_path, server):
+    base, files, hits = server
+    body = _zip({"ml-100k/u.data": U_DATA})
+    files["/ml-100k.zip"] = lambda count: body[:len(body) // 2] if count == 1 else body
+    path = download_ml100k(tmp_path, url=base + "/ml-100k.zip",
+                           sha1=hashlib.sha1(body).hexdigest(), backoff=0)
+    assert path.read_text() == U_DATA and hits == {"/ml-100k.zip": 2}
 
 
 def test_corrupt_cached_zip_is_replaced(tmp_path, server):
@@ -105,10 +117,11 @@ def test_corrupt_cached_zip_is_replaced(tmp_path, server):
 def test_http_error_is_reported_and_leaves_nothing(tmp_path, server):
     base, _, _ = server
     with pytest.raises(DownloadError, match="download failed"):
-        download_ml100k(tmp_path, url=base + "/missing.zip", sha1="0" * 40)
+        download_ml100k(tmp_path, url=base + "/missing.zip", sha1="0" * 40, backoff=0)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DownloadError, match="HTTP Error 404"):
-        download_ml100k(tmp_path / "new", url=base + "/missing.zip", sha1="0" * 40)
+        download_ml100k(tmp_path / "new", url=base + "/missing.zip", sha1="0" * 40,
+                        backoff=0)
     assert not (tmp_path / "new").exists()  # a folder made for the download goes too
 
 
@@ -121,6 +134,7 @@ def test_escaping_members_are_refused(tmp_path, server, member):
     with pytest.raises(DownloadError, match="outside"):
         download_ml100k(target, url=base + "/ml-100k.zip", sha1=hashlib.sha1(body).hexdigest())
     assert not (tmp_path / "evil.txt").exists()
+    assert not (target / "ml-100k.zip").exists()  # a refused archive is not kept
     assert not (target / "ml-100k").exists()
 
 
