@@ -147,9 +147,11 @@ def _scan(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, ...],
 
 
 def _read_table(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, ...],
-                header: bool = False) -> pd.DataFrame:
+                header: bool = False, min_columns: int | None = None) -> pd.DataFrame:
     """Read ``path`` as strings and check every field of the named columns,
-    vectorized; any problem is reported by :func:`_scan` with its line."""
+    vectorized; any problem is reported by :func:`_scan` with its line. With
+    ``min_columns``, the trailing named columns are optional: the file's width
+    decides which are read. Returns only the named columns present."""
     header_text = None
     if header:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -168,9 +170,12 @@ def _read_table(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, 
         raise _scan(path, sep, names, kinds, header_text) from None
     if frame.empty:
         raise DataError(f"{path}: no interactions")
+    if min_columns is not None:
+        width = max(min_columns, min(frame.shape[1], len(kinds)))
+        names, kinds = names[:width], kinds[:width]
     if frame.shape[1] < len(kinds) or not _fields_ok(frame, kinds, header_text):
         raise _scan(path, sep, names, kinds, header_text)
-    return frame
+    return frame.iloc[:, :len(kinds)] if min_columns is not None else frame
 
 
 def _fields_ok(frame: pd.DataFrame, kinds: Tuple[str, ...], header: str | None) -> bool:
@@ -185,6 +190,8 @@ def _fields_ok(frame: pd.DataFrame, kinds: Tuple[str, ...], header: str | None) 
             if (values.str.strip() == "").any():
                 return False
             continue
+        if kind in ("int", "timestamp") and not values.str.fullmatch(r"\s*[+-]?\d+\s*").all():
+            return False  # int() must accept it: no exponents, no decimals
         numbers = pd.to_numeric(values, errors="coerce")
         if numbers.isna().any():
             return False
@@ -234,13 +241,8 @@ def read_interactions(path: str | os.PathLike) -> pd.DataFrame:
     checking every line: a problem raises :class:`DataError` naming the line."""
     path = Path(path)
     sep, header = _sniff(path)
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        first = handle.readline() if header else ""
-        width = len((handle.readline() if header else first or handle.readline())
-                    .rstrip("\r\n").split(sep))
-    names = ("user", "item", "rating", "timestamp")[:max(2, min(width, 4))]
-    kinds = ("id", "id", "rating", "timestamp")[:len(names)]
-    return _read_table(path, sep, names, kinds, header=header)
+    return _read_table(path, sep, ("user", "item", "rating", "timestamp"),
+                       ("id", "id", "rating", "timestamp"), header=header, min_columns=2)
 
 
 def _csv(data_dir, name: str | None) -> RecData:
@@ -268,7 +270,9 @@ def _ncf(data_dir, name: str | None) -> RecData:
     train_users, train_items = (train.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
     test_users, test_items = (test.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
     negatives = _read_negatives(Path(f"{base}.test.negative"), test_users, test_items)
-    num_users, num_items = int(train_users.max()) + 1, int(train_items.max()) + 1
+    train_path = Path(f"{base}.train.rating")
+    num_users = _dense_id_space(train_users, train_path, "user")
+    num_items = _dense_id_space(train_items, train_path, "item")
 
     inside = (test_users < num_users) & (test_items < num_items)
     if not inside.all():
@@ -286,6 +290,18 @@ def _ncf(data_dir, name: str | None) -> RecData:
     return RecData(name, train_users, train_items, test_users, test_items, num_users,
                    num_items, np.arange(num_users).astype(str),
                    np.arange(num_items).astype(str), negatives)
+
+
+def _dense_id_space(ids: np.ndarray, path: Path, what: str) -> int:
+    """``max(ids) + 1``, refusing id spaces far sparser than the format's 0-based
+    contiguous ids (an embedding row per id must fit in memory)."""
+    size = int(ids.max()) + 1
+    if size > 10 * len(np.unique(ids)) + 100_000:
+        line = int(np.argmax(ids)) + 1
+        raise DataError(f"{path} line {line}: {what} id {size - 1} is far beyond the "
+                        f"{len(np.unique(ids))} distinct {what} ids; ids must be 0-based "
+                        "and contiguous")
+    return size
 
 
 def _read_negatives(path: Path, test_users: np.ndarray, test_items: np.ndarray) -> np.ndarray:
