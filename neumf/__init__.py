@@ -5,7 +5,7 @@ from .datasets import RecData, load_dataset
 from .download import DownloadError, data_home, download_ml100k
 from .evaluation import evaluate_model, evaluate_ranking, score_users
 from .experiment import FitConfig, FitResult, fit
-from .losses import BPRLoss, HingeLossbRec
+from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .metrics import (
     auc_from_counts,
     hit_and_auc,
@@ -34,6 +34,7 @@ __all__ = [
     "LivePlot",
     "NeuMF",
     "PRDataset",
+    "PointwiseLogLoss",
     "RecData",
     "Recommendations",
     "RunError",

@@ -30,7 +30,8 @@ _HELP = {
     "lr": "learning rate",
     "wd": "weight decay",
     "optimizer": "Gluon optimizer name",
-    "loss": "pairwise loss",
+    "loss": "loss on logits: bpr, hinge, or log (the NCF paper's pointwise log loss)",
+    "num_negatives": "negatives sampled per positive in each epoch",
     "init_sigma": "standard deviation of the Normal initialisation",
     "split_mode": "how the test set is held out (random: ML-100K only)",
     "protocol": "evaluation: full (against every item not trained on) or sampled (against "
@@ -57,7 +58,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 help=_HELP[spec.name] + " (default: %(default)s)")
         else:
             kind = {"num_factors": int, "num_epochs": int, "batch_size": int, "k": int,
-                    "eval_step": int, "seed": int, "eval_negatives": int, "lr": float, "wd": float,
+                    "eval_step": int, "seed": int, "eval_negatives": int,
+                    "num_negatives": int, "lr": float, "wd": float,
                     "init_sigma": float}.get(spec.name, str)
             parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(spec.name),
                                 help=_HELP[spec.name] + " (default: %(default)s)")

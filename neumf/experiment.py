@@ -16,7 +16,7 @@ from mxnet import autograd, gluon
 from .data import SPLIT_MODES
 from .datasets import DATASETS, RecData, load_dataset
 from .evaluation import evaluate_model, evaluate_ranking
-from .losses import BPRLoss, HingeLossbRec
+from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import NeuMF
 from .parallel import check_devices, try_all_gpus
 from .sampling import PRDataset, sample_negatives, seen_keys
@@ -24,7 +24,7 @@ from .training import train_ranking
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 
-LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec}
+LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec, "log": PointwiseLogLoss}
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
 PROTOCOLS = ("full", "sampled")
 
@@ -45,6 +45,7 @@ class FitConfig:
     wd: float = 1e-5
     optimizer: str = "adam"
     loss: str = "bpr"
+    num_negatives: int = 1
     init_sigma: float = 0.01
     split_mode: str = "seq-aware"
     protocol: str = "full"
@@ -56,7 +57,8 @@ class FitConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
-        for name in ("num_factors", "batch_size", "k", "eval_step", "eval_negatives"):
+        for name in ("num_factors", "batch_size", "k", "eval_step", "eval_negatives",
+                     "num_negatives"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -206,7 +208,8 @@ def fit(
         from .runs import restore_training_state
         history = restore_training_state(saved, net, trainer, sampler, devices)
 
-    loss = LOSSES[config.loss]()
+    loss = (PointwiseLogLoss(config.num_negatives) if config.loss == "log"
+            else LOSSES[config.loss]())
     loss.hybridize()
 
     def evaluator(net, test_input, seq, candidates, num_users, num_items, devices):
@@ -242,7 +245,8 @@ def fit(
             make_result({}).save(out, final=False)
 
     train_ranking(
-        net, sampler.loader(config.batch_size), data.test_input(), loss, trainer, None,
+        net, sampler.loader(config.batch_size, num_negatives=config.num_negatives),
+        data.test_input(), loss, trainer, None,
         data.num_users, data.num_items, config.num_epochs - len(history), devices, evaluator,
         candidates, config.eval_step, verbose=verbose, on_epoch_end=on_epoch_end,
         initial_epoch=len(history))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mxnet import use_np
 from mxnet.gluon import loss as gloss
 
-__all__ = ["BPRLoss", "HingeLossbRec"]
+__all__ = ["BPRLoss", "HingeLossbRec", "PointwiseLogLoss"]
 
 
 @use_np
@@ -55,3 +55,28 @@ class HingeLossbRec(gloss.Loss):
         if self._weight is not None:
             loss = loss * self._weight
         return F.np.sum(loss)
+
+
+@use_np
+class PointwiseLogLoss(gloss.Loss):
+    """The NCF paper's log loss on logits: ``softplus(-pos) / k + softplus(neg)``
+    per triplet, so that a positive seen in ``k`` triplets (``k`` negatives, see
+    ``TripletLoader(num_negatives=k)``) counts once and each negative once.
+
+    Inputs:
+        - **positive**, **negative**: scores (logits), shape (batch, 1)
+
+    Outputs:
+        - **loss**: the sum over the batch, shape (1, 1).
+    """
+
+    def __init__(self, num_negatives: int = 1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._positive_weight = 1.0 / float(num_negatives)
+
+    def hybrid_forward(self, F, positive, negative):
+        loss = (F.npx.activation(-positive, act_type="softrelu") * self._positive_weight
+                + F.npx.activation(negative, act_type="softrelu"))
+        if self._weight is not None:
+            loss = loss * self._weight
+        return F.np.sum(loss, axis=0, keepdims=True)

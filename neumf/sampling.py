@@ -120,11 +120,12 @@ class PRDataset(gluon.data.Dataset):
         negative = sample_negatives(np.atleast_1d(user), self.keys, self.num_items, self.rng)
         return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
 
-    def loader(self, batch_size: int, shuffle: bool = True,
-               as_numpy: bool = False) -> TripletLoader:
+    def loader(self, batch_size: int, shuffle: bool = True, as_numpy: bool = False,
+               num_negatives: int = 1) -> TripletLoader:
         """Batches of ``(users, items, negatives)``; each pass (epoch) shuffles and
         draws all its negatives in one vectorized call. See :class:`TripletLoader`."""
-        return TripletLoader(self, batch_size, shuffle=shuffle, as_numpy=as_numpy)
+        return TripletLoader(self, batch_size, shuffle=shuffle, as_numpy=as_numpy,
+                             num_negatives=num_negatives)
 
 
 class TripletLoader:
@@ -133,22 +134,32 @@ class TripletLoader:
     per pass. Draws from the dataset's generator, so a seeded dataset repeats.
 
     Batches are ``mx.np`` int32 arrays (copied to MXNet once per pass, then
-    sliced), or NumPy int64 arrays with ``as_numpy=True``.
+    sliced), or NumPy int64 arrays with ``as_numpy=True``. With
+    ``num_negatives=k`` every positive appears in ``k`` triplets per pass, each
+    with its own negative (the NCF paper's k negatives per positive).
     """
 
     def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True,
-                 as_numpy: bool = False):
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+                 as_numpy: bool = False, num_negatives: int = 1):
+        for name, value in (("batch_size", batch_size), ("num_negatives", num_negatives)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
-        self.as_numpy = as_numpy
+        self.as_numpy, self.num_negatives = as_numpy, int(num_negatives)
+
+    @property
+    def num_triplets(self) -> int:
+        """Triplets per pass."""
+        return len(self.dataset) * self.num_negatives
 
     def __len__(self) -> int:
-        return -(-len(self.dataset) // self.batch_size)
+        return -(-self.num_triplets // self.batch_size)
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         data = self.dataset
-        order = data.rng.permutation(len(data)) if self.shuffle else np.arange(len(data))
+        order = np.tile(np.arange(len(data)), self.num_negatives)
+        if self.shuffle:
+            order = order[data.rng.permutation(len(order))]
         users, items = data.users[order], data.items[order]
         columns = (users, items, sample_negatives(users, data.keys, data.num_items, data.rng))
         if not self.as_numpy:

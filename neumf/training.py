@@ -204,6 +204,8 @@ def _score_pairs(net, shards):
 
 def _num_examples(train_iter) -> int | None:
     """Triplets per pass of a TripletLoader or DataLoader, if it can tell."""
+    if hasattr(train_iter, "num_triplets"):
+        return train_iter.num_triplets
     dataset = getattr(train_iter, "dataset", None) or getattr(train_iter, "_dataset", None)
     try:
         return len(dataset)

@@ -81,3 +81,10 @@ def test_bad_overrides_fail_before_any_work(tmp_path, overrides, error, message)
 def test_config_round_trips_through_asdict():
     config = FitConfig(seed=1, nums_hiddens=[4])
     assert dataclasses.replace(FitConfig(), **dataclasses.asdict(config)) == config
+
+
+def test_log_loss_with_several_negatives_learns(planted_dir):
+    result = fit(data_dir=planted_dir, seed=0, num_epochs=6, batch_size=64, k=5, loss="log",
+                 num_negatives=4, verbose=False)
+    assert result.history[0]["examples_per_sec"] > 0
+    assert result.hit_rate > 0.4  # chance is about 0.1

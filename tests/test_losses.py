@@ -40,3 +40,13 @@ def test_losses_hybridize():
         expected = float(block(_col([0.3, -1.0]), _col([0.1, 2.0])))
         block.hybridize()
         assert float(block(_col([0.3, -1.0]), _col([0.1, 2.0]))) == pytest.approx(expected)
+
+
+def test_pointwise_log_loss_hand_values():
+    from neumf.losses import PointwiseLogLoss
+    loss = PointwiseLogLoss(num_negatives=4)(_col([0.0, 2.0]), _col([0.0, -1.0]))
+    assert loss.shape == (1, 1)
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    expected = (softplus(0) / 4 + softplus(0)) + (softplus(-2.0) / 4 + softplus(-1.0))
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert np.isfinite(float(PointwiseLogLoss()(_col([-300.0]), _col([300.0]))))

@@ -91,3 +91,17 @@ def test_loader_yields_mxnet_batches_by_default(toy):
         assert mx_batch[0].dtype == np.int32
         for mx_column, np_column in zip(mx_batch, np_batch):
             np.testing.assert_array_equal(mx_column.asnumpy(), np_column)
+
+
+def test_loader_with_several_negatives_per_positive(toy):
+    users, items, candidates, num_items = toy
+    loader = PRDataset(users, items, candidates, num_items, seed=0).loader(
+        32, as_numpy=True, num_negatives=3)
+    assert loader.num_triplets == 3 * len(users) and len(loader) == -(-3 * len(users) // 32)
+    batches = list(loader)
+    got = sorted(zip(np.concatenate([b[0] for b in batches]).tolist(),
+                     np.concatenate([b[1] for b in batches]).tolist()))
+    assert got == sorted(list(zip(users.tolist(), items.tolist())) * 3)
+    negatives = np.concatenate([b[2] for b in batches])
+    pairs_users = np.concatenate([b[0] for b in batches])
+    assert not any(n in candidates[u] for u, n in zip(pairs_users.tolist(), negatives.tolist()))
