@@ -173,17 +173,21 @@ def _read_table(path: Path, sep: str, names: Tuple[str, ...], kinds: Tuple[str, 
     if min_columns is not None:
         width = max(min_columns, min(frame.shape[1], len(kinds)))
         names, kinds = names[:width], kinds[:width]
-    if frame.shape[1] < len(kinds) or not _fields_ok(frame, kinds, header_text):
+    if frame.shape[1] < len(kinds) or not _fields_ok(frame, kinds, header_text, sep):
         raise _scan(path, sep, names, kinds, header_text)
     return frame.iloc[:, :len(kinds)] if min_columns is not None else frame
 
 
-def _fields_ok(frame: pd.DataFrame, kinds: Tuple[str, ...], header: str | None) -> bool:
-    """Vectorized: every field of every checked column is well formed."""
-    if header is not None and (frame.apply(lambda col: col.str.strip()).agg(
-            lambda row: ",".join(row), axis=1) == ",".join(
-            field.strip() for field in header.split(","))).any():
-        return False
+def _fields_ok(frame: pd.DataFrame, kinds: Tuple[str, ...], header: str | None,
+               sep: str) -> bool:
+    """Vectorized: every field of every checked column is well formed, and no
+    row repeats the header."""
+    if header is not None:
+        fields = header.split(sep)
+        if len(fields) == frame.shape[1] and np.logical_and.reduce(
+                [frame.iloc[:, c].str.strip() == field.strip()
+                 for c, field in enumerate(fields)]).any():
+            return False
     for column, kind in enumerate(kinds):
         values = frame.iloc[:, column]
         if kind == "id":
