@@ -108,6 +108,7 @@ def train_ranking(
     history: List[Dict[str, float]] = []
     hit_rate = auc = float("nan")
     warned = False
+    total_examples, total_seconds = 0, 0.0
     for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
         epoch_losses, num_examples, last_scores = [], 0, None
         start = time.perf_counter()
@@ -140,6 +141,7 @@ def train_ranking(
                 "lower the learning rate or check the inputs")
         loss_sum = math.fsum(batch_totals)
         train_seconds = time.perf_counter() - start
+        total_examples, total_seconds = total_examples + num_examples, total_seconds + train_seconds
 
         eval_seconds = 0.0
         if epoch % eval_step == 0:
@@ -180,8 +182,6 @@ def train_ranking(
         if on_epoch_end is not None:
             on_epoch_end(stats)
     if verbose and history:
-        total_examples = sum(h["examples_per_sec"] * h["train_seconds"] for h in history)
-        total_seconds = sum(h["train_seconds"] for h in history)
         print(f"train loss {history[-1]['loss']:.3f}, test hit rate {hit_rate:.3f}, "
               f"test AUC {auc:.3f}")
         print(f"{total_examples / total_seconds:.1f} examples/sec on {devices}")
