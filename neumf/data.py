@@ -177,10 +177,7 @@ def split_data_ml100k(
     # Rows sorted by (user, timestamp), ties in file order: the training order.
     order = np.lexsort((stamps, users))
     # The test row is each user's latest; among equal timestamps, the first in file order.
-    by_latest = np.lexsort((np.arange(len(users)), -stamps, users))
-    first = np.ones(len(by_latest), dtype=bool)
-    first[1:] = users[by_latest][1:] != users[by_latest][:-1]
-    test_rows = by_latest[first]
+    test_rows = latest_rows(users, stamps)
     test_rows = test_rows[np.argsort(_first_seen_rank(users)[users[test_rows]], kind="stable")]
     test = np.column_stack([users, items, ratings, stamps])[test_rows]
     # The tutorial drops every training row equal to a test row, duplicates included.
@@ -189,6 +186,16 @@ def split_data_ml100k(
     keep = order[~is_test[order]]
     train = np.column_stack([users, items, ratings, stamps])[keep]
     return pd.DataFrame(train), pd.DataFrame(test)
+
+
+def latest_rows(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Row index of each user's latest interaction, users in ascending order;
+    among equal timestamps the first in file order (the tutorial's rule)."""
+    users = np.asarray(users)
+    order = np.lexsort((np.arange(len(users)), -np.asarray(stamps), users))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = users[order][1:] != users[order][:-1]
+    return order[first]
 
 
 def _first_seen_rank(users: np.ndarray) -> np.ndarray:

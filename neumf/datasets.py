@@ -18,6 +18,7 @@ from .data import (
     TIMESTAMP_RANGE,
     DataError,
     items_by_user,
+    latest_rows,
     load_data_ml100k,
     read_data_ml100k,
     split_data_ml100k,
@@ -63,10 +64,7 @@ def leave_last_out(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
     timestamps, as the tutorial). ``users`` are 0-based; users with a single
     row keep it for training and are not tested (a warning counts them)."""
     users = np.asarray(users, dtype=np.int64)
-    order = np.lexsort((np.arange(len(users)), -np.asarray(stamps), users))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = users[order][1:] != users[order][:-1]
-    latest = order[first]
+    latest = latest_rows(users, stamps)
     single = np.bincount(users)[users[latest]] < 2
     if single.any():
         warnings.warn(f"{int(single.sum())} users have a single interaction: kept for "

@@ -10,7 +10,7 @@ from mxnet import gluon, use_np
 
 from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts, ranking_metrics
 from .parallel import split_and_load
-from .sampling import Candidates, candidate_pairs
+from .sampling import Candidates, candidate_pairs, is_seen, seen_keys
 
 __all__ = ["evaluate_model", "evaluate_ranking", "score_users"]
 
@@ -228,8 +228,7 @@ def evaluate_model(
     if len(test_users) == 0:
         return {name: float("nan") for name in _metric_names(ks)}
     order = np.argsort(test_users, kind="stable")
-    seen_keys = np.unique(np.asarray(seen_users, np.int64) * num_items
-                          + np.asarray(seen_items, np.int64))
+    keys = seen_keys(seen_users, seen_items, num_items)
     per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
                                        for name in _metric_names(ks)}
     pairs_per_pass = max(1, max_pairs // num_items)
@@ -243,7 +242,7 @@ def evaluate_model(
         target = scores[index, test_items[pairs]]
         if negatives is None:
             grid = test_users[pairs][:, None] * num_items + np.arange(num_items)[None, :]
-            candidates = ~_is_member(grid, seen_keys)
+            candidates = ~is_seen(grid, keys)
             candidates[index, test_items[pairs]] = True
         else:  # -1 pads rows with fewer negatives
             rows_negatives = negatives[pairs]
@@ -260,10 +259,3 @@ def evaluate_model(
 def _metric_names(ks: Sequence[int]) -> List[str]:
     return [f"{kind}@{k}" for k in ks for kind in ("hr", "ndcg")] + ["auc", "mrr"]
 
-
-def _is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Elementwise: is each key in the sorted key array."""
-    if sorted_keys.size == 0:
-        return np.zeros(keys.shape, dtype=bool)
-    pos = np.searchsorted(sorted_keys, keys).clip(max=len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys

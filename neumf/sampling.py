@@ -9,7 +9,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-__all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "sample_negatives", "seen_keys"]
+__all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "is_seen", "sample_negatives",
+           "seen_keys"]
 
 Candidates = Union[Mapping[int, Sequence[int]], Sequence[Sequence[int]]]
 
@@ -34,6 +35,14 @@ def seen_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarra
     """Sorted unique ``user * num_items + item`` keys of the seen pairs, int64."""
     users = np.asarray(users, dtype=np.int64)
     return np.unique(users * num_items + np.asarray(items, dtype=np.int64))
+
+
+def is_seen(query_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Elementwise: is each ``user * num_items + item`` key among the sorted ``keys``."""
+    if keys.size == 0:
+        return np.zeros(np.shape(query_keys), dtype=bool)
+    pos = np.searchsorted(keys, query_keys).clip(max=len(keys) - 1)
+    return keys[pos] == query_keys
 
 
 def sample_negatives(
@@ -63,9 +72,7 @@ def sample_negatives(
         return negatives
     redo = np.arange(len(user_ids))
     while redo.size:
-        draw_keys = user_ids[redo] * num_items + negatives[redo]
-        pos = np.searchsorted(keys, draw_keys).clip(max=len(keys) - 1)
-        redo = redo[keys[pos] == draw_keys]
+        redo = redo[is_seen(user_ids[redo] * num_items + negatives[redo], keys)]
         negatives[redo] = rng.integers(0, num_items, size=redo.size)
     return negatives
 
