@@ -16,7 +16,16 @@ from .data import SPLIT_MODES, DataError
 from .datasets import DATASETS
 from .download import DownloadError
 from .evaluation import evaluate_model
-from .experiment import LOSSES, OPTIMIZERS, PROTOCOLS, FitConfig, fit, sampled_negatives
+from .experiment import (
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    PRESETS,
+    PROTOCOLS,
+    FitConfig,
+    fit,
+    sampled_negatives,
+)
 from .recommend import recommend
 from .runs import RunError, load_model
 
@@ -41,32 +50,52 @@ _HELP = {
     "eval_step": "evaluate every this many epochs",
     "tutorial_exact": "train through the tutorial's sigmoid output (collapses; for comparison)",
     "seed": "seed for initialisation, shuffling and negative sampling",
+    "model": "neumf, its towers gmf or mlp, or the baselines mf (dot product) and popularity",
+    "mlp_factors": "embedding width of the MLP tower, if not --num-factors",
+    "ks": "cut-offs of the final hr@k and ndcg@k (with -k)",
+    "validation": "hold out each user's latest training interaction for per-epoch "
+                  "validation (model selection never sees the test set)",
+    "patience": "stop after this many evaluations without a better --monitor on the "
+                "validation pairs; 0 never stops early (needs --validation)",
+    "monitor": "validation metric for early stopping and best-epoch restore",
+    "restore_best": "end with the weights of the best validation epoch",
+    "pretrain": "pretrain GMF and MLP and start NeuMF from both (the NCF paper)",
+    "pretrain_epochs": "epochs of each pretrained tower, if not --num-epochs",
+    "pretrain_optimizer": "optimizer of the pretrained towers",
+    "pretrain_lr": "learning rate of the pretrained towers",
+    "alpha": "weight of the GMF tower in the pretrained NeuMF's output layer",
 }
 _CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS,
-            "protocol": PROTOCOLS}
+            "protocol": PROTOCOLS, "model": MODELS, "pretrain_optimizer": OPTIMIZERS}
+_LISTS = ("nums_hiddens", "ks")
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per FitConfig field, so every default lives in the dataclass."""
+def _kind(spec: dataclasses.Field):
+    text = str(spec.type)
+    return int if "int" in text else float if "float" in text else str
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, track_given: bool) -> None:
+    """One flag per FitConfig field, so every default lives in the dataclass. With
+    ``track_given`` the flags have no defaults, so the parsed namespace holds only
+    the flags given (they override a preset or a resumed run's settings)."""
     for spec in dataclasses.fields(FitConfig):
         flag = "--" + spec.name.replace("_", "-")
-        default = spec.default
+        default = list(spec.default) if spec.name in _LISTS else spec.default
+        options = {"default": argparse.SUPPRESS} if track_given else {"default": default}
         if spec.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=_HELP[spec.name])
-        elif spec.name == "nums_hiddens":
-            parser.add_argument(flag, type=int, nargs="+", default=list(default),
-                                help=_HELP[spec.name] + " (default: %(default)s)")
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            parser.add_argument(flag, action=action, help=_HELP[spec.name]
+                                + (" (default: on)" if default else ""), **options)
         else:
-            kind = {"num_factors": int, "num_epochs": int, "batch_size": int, "k": int,
-                    "eval_step": int, "seed": int, "eval_negatives": int,
-                    "num_negatives": int, "lr": float, "wd": float,
-                    "init_sigma": float}.get(spec.name, str)
-            parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(spec.name),
-                                help=_HELP[spec.name] + " (default: %(default)s)")
+            parser.add_argument(flag, type=_kind(spec), nargs="+" if spec.name in _LISTS
+                                else None, choices=_CHOICES.get(spec.name),
+                                help=f"{_HELP[spec.name]} (default: {default})", **options)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``neumf`` command."""
+def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of the ``neumf`` command (see :func:`_add_config_flags`
+    for ``track_given``)."""
     parser = argparse.ArgumentParser(
         prog="neumf", description="NeuMF with BPR on implicit feedback (MXNet Gluon).")
     parser.add_argument("--version", action="version", version=f"neumf {__version__}")
@@ -87,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default=None,
                        help="file name (csv) or file prefix (ncf) in the data folder "
                             "(default: %(default)s)")
-    _add_config_flags(train)
+    train.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                       help="named settings that the flags below override: best (tuned on "
+                            "ML-100K), gmf, mlp, neumf, neumf-pretrained (the NCF paper's "
+                            "protocol), tutorial (default: the tutorial's settings)")
+    _add_config_flags(train, track_given)
     train.add_argument("--out", default=None,
                        help="run folder to save the model, metrics.json and curves.png in "
                             "(default: not saved)")
@@ -143,16 +176,14 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _train(args) -> int:
-    names = [spec.name for spec in dataclasses.fields(FitConfig)]
-    overrides = {name: getattr(args, name) for name in names}
-    if args.resume:  # the run's settings, except what was given on the command line
-        defaults = build_parser().parse_args(["train"])
-        overrides = {name: value for name, value in overrides.items()
-                     if value != getattr(defaults, name)}
+def _train(args, argv: Sequence[str] | None) -> int:
+    names = {spec.name for spec in dataclasses.fields(FitConfig)}
+    # only the flags given: the rest come from the preset, the resumed run or FitConfig
+    given = vars(build_parser(track_given=True).parse_args(argv))
+    overrides = {name: value for name, value in given.items() if name in names}
     result = fit(dataset=args.dataset, data_dir=args.data_dir, name=args.name,
-                 verbose=not (args.quiet or args.json), resume=args.resume, out=args.out,
-                 **overrides)
+                 preset=args.preset, verbose=not (args.quiet or args.json),
+                 resume=args.resume, out=args.out, **overrides)
     if args.json:
         print(json.dumps(_clean({"metrics": result.metrics,
                                  "config": dataclasses.asdict(result.config),
@@ -181,7 +212,8 @@ def _evaluate(args) -> int:
     metrics = evaluate_model(model.net, model.data.test_users, model.data.test_items,
                              model.data.train_users, model.data.train_items, model.num_items,
                              [mx.cpu()], negatives=negatives,
-                             ks=sorted(k for k in {10, 50, config.k} if k <= model.num_items))
+                             ks=sorted(k for k in {*config.ks, config.k}
+                                       if k <= model.num_items))
     if args.json:
         print(json.dumps(_clean({"protocol": protocol, "metrics": metrics})))
     else:
@@ -203,9 +235,10 @@ def _recommend(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input, with a message)."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _train, "evaluate": _evaluate, "recommend": _recommend}[args.command]
+    handlers = {"train": lambda: _train(args, argv), "evaluate": lambda: _evaluate(args),
+                "recommend": lambda: _recommend(args)}
     try:
-        return handler(args)
+        return handlers[args.command]()
     except (DataError, DownloadError, RunError, ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"neumf: error: {message}", file=sys.stderr)

@@ -25,7 +25,7 @@ from .data import (
 )
 from .download import data_home
 
-__all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset"]
+__all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset", "validation_split"]
 
 DATASETS = ("ml-100k", "ml-1m", "csv", "ncf")
 
@@ -36,7 +36,8 @@ class RecData:
 
     ``user_ids[u]`` and ``item_ids[i]`` are the raw ids (as strings) of user
     ``u`` and item ``i``. ``test_negatives``, when given, holds one row of
-    negative items per test pair (the NCF protocol).
+    negative items per test pair (the NCF protocol). ``train_times``, when
+    known, holds the training rows' timestamps (else file order is time order).
     """
 
     name: str
@@ -49,6 +50,7 @@ class RecData:
     user_ids: np.ndarray
     item_ids: np.ndarray
     test_negatives: np.ndarray | None = None
+    train_times: np.ndarray | None = None
 
     def candidates(self) -> Dict[int, List[int]]:
         """The tutorial's ``candidates``: user -> its training items."""
@@ -74,6 +76,20 @@ def leave_last_out(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
     return mask
 
 
+def validation_split(data: RecData) -> RecData:
+    """Hold out each user's latest training interaction (leave-one-more-out) as
+    the test pairs of a new :class:`RecData`, for early stopping and model
+    selection without the test set. Users with one training row are not held out."""
+    times = (data.train_times if data.train_times is not None
+             else np.arange(len(data.train_users)))
+    with warnings.catch_warnings():  # single-interaction users: expected, not tested
+        warnings.simplefilter("ignore", UserWarning)
+        held = leave_last_out(data.train_users, times)
+    return RecData(data.name, data.train_users[~held], data.train_items[~held],
+                   data.train_users[held], data.train_items[held], data.num_users,
+                   data.num_items, data.user_ids, data.item_ids, train_times=times[~held])
+
+
 def _from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
               stamps: np.ndarray) -> RecData:
     """Map raw ids to contiguous indices (sorted raw order) and hold out the latest."""
@@ -85,7 +101,8 @@ def _from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
         warnings.warn(f"{test_only.size} items appear only in the test set; they stay in "
                       "the catalogue with untrained embeddings", UserWarning, stacklevel=3)
     return RecData(name, users[~test], items[~test], users[test], items[test],
-                   len(user_ids), len(item_ids), user_ids, item_ids)
+                   len(user_ids), len(item_ids), user_ids, item_ids,
+                   train_times=np.asarray(stamps)[~test])
 
 
 def _ml100k(data_dir, split_mode: str, seed: int | None) -> RecData:
@@ -96,7 +113,8 @@ def _ml100k(data_dir, split_mode: str, seed: int | None) -> RecData:
     raw_users = np.arange(1, num_users + 1).astype(str)
     raw_items = np.arange(1, num_items + 1).astype(str)
     return RecData("ml-100k", np.asarray(users), np.asarray(items), np.asarray(test_users),
-                   np.asarray(test_items), num_users, num_items, raw_users, raw_items)
+                   np.asarray(test_items), num_users, num_items, raw_users, raw_items,
+                   train_times=train.iloc[:, 3].to_numpy(dtype=np.int64))
 
 
 def _field_problem(kind: str, field: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The NeuMF block: GMF and MLP pathways joined by one bias-free dense layer."""
+"""NeuMF and its two towers as blocks: GMF (matrix factorization with learned
+output weights, or a plain dot product) and MLP, joined by one bias-free dense layer."""
 
 from __future__ import annotations
 
@@ -10,13 +11,157 @@ from mxnet.gluon import nn
 
 from .scoring import neumf_scores
 
-__all__ = ["NeuMF"]
+__all__ = ["GMF", "MLP", "NeuMF"]
 
 OUTPUT_ACTIVATIONS = (None, "sigmoid")
 
 
+def _check_sizes(output_activation, **sizes) -> None:
+    for name, value in sizes.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}; "
+                         f"got {output_activation!r}")
+
+
+def _check_hiddens(nums_hiddens: Sequence[int]) -> tuple:
+    nums_hiddens = tuple(nums_hiddens)
+    if not nums_hiddens or any(int(h) != h or h < 1 for h in nums_hiddens):
+        raise ValueError(f"nums_hiddens must be a non-empty list of positive integers; "
+                         f"got {list(nums_hiddens)!r}")
+    return nums_hiddens
+
+
+def _tower(num_factors: int, nums_hiddens: Sequence[int]) -> nn.HybridSequential:
+    """ReLU layers over the concatenated user and item embeddings. ``in_units``
+    is given, so parameters exist right after initialize(): no deferred init."""
+    mlp = nn.HybridSequential()
+    in_units = 2 * num_factors
+    for num_hiddens in nums_hiddens:
+        mlp.add(nn.Dense(num_hiddens, activation="relu", use_bias=True, in_units=in_units))
+        in_units = num_hiddens
+    return mlp
+
+
+class _Ranker(nn.HybridBlock):
+    """What the three models share: sizes, and all-item scoring without a
+    forward pass per pair (see :mod:`neumf.scoring`)."""
+
+    gmf_factors = 0          # width of the GMF tower (0: none)
+    mlp_factors = 0          # width of the MLP embeddings (0: no MLP tower)
+    nums_hiddens: tuple = ()
+    output_activation = None
+
+    def score_matrix(self, user_ids: np.ndarray, max_pairs: int = 1 << 14) -> np.ndarray:
+        """Scores of every item for each user, in NumPy, without a forward pass
+        per pair. Equals ``net(user, item)`` up to float32 rounding.
+
+        Parameters
+        ----------
+        user_ids
+            Shape (n,), 0-based.
+        max_pairs
+            (user, item) pairs per block of the per-pair MLP layers.
+
+        Returns
+        -------
+        Shape (n, num_items), float32.
+        """
+        weights = {name: param.data().asnumpy()
+                   for name, param in self._collect_params_with_prefix().items()}
+        scores = neumf_scores(weights, np.asarray(user_ids, dtype=np.int64),
+                              num_factors=self.gmf_factors, num_layers=len(self.nums_hiddens),
+                              mlp_factors=self.mlp_factors, max_pairs=max_pairs)
+        if self.output_activation == "sigmoid":
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        return scores
+
+
 @use_np
-class NeuMF(nn.HybridBlock):
+class GMF(_Ranker):
+    """Generalized matrix factorization, NeuMF's linear tower on its own:
+    ``h . (P_u * Q_i)`` with ``h`` learned, or the plain dot product
+    ``P_u . Q_i`` (matrix factorization) with ``output_weights=False``.
+
+    Parameters
+    ----------
+    num_factors
+        Embedding width of P and Q.
+    num_users, num_items
+        Embedding rows; ids are 0-based and must be below these.
+    output_weights
+        Learn the output layer ``h`` (the paper's GMF) or fix it to ones (MF).
+    output_activation
+        ``None`` (a logit) or ``"sigmoid"``.
+
+    Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
+    Output: **score**, shape (batch, 1).
+    """
+
+    def __init__(self, num_factors: int, num_users: int, num_items: int,
+                 output_weights: bool = True, output_activation: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        _check_sizes(output_activation, num_factors=num_factors, num_users=num_users,
+                     num_items=num_items)
+        self.num_factors, self.num_users, self.num_items = num_factors, num_users, num_items
+        self.gmf_factors, self.output_activation = num_factors, output_activation
+        self.output_weights = bool(output_weights)
+        self.P = nn.Embedding(num_users, num_factors)
+        self.Q = nn.Embedding(num_items, num_factors)
+        if self.output_weights:
+            self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
+                                             in_units=num_factors)
+
+    def hybrid_forward(self, F, user_id, item_id):
+        gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
+        if self.output_weights:
+            return self.prediction_layer(gmf)
+        score = F.np.sum(gmf, axis=1, keepdims=True)
+        return F.npx.sigmoid(score) if self.output_activation == "sigmoid" else score
+
+
+@use_np
+class MLP(_Ranker):
+    """NeuMF's MLP tower on its own: ReLU layers over ``[U_u, V_i]`` and a
+    bias-free output unit.
+
+    Parameters
+    ----------
+    num_factors
+        Embedding width of U and V (the first layer sees twice this).
+    num_users, num_items
+        Embedding rows; ids are 0-based and must be below these.
+    nums_hiddens
+        Units of each ReLU layer, e.g. ``[128, 64]``.
+    output_activation
+        ``None`` (a logit) or ``"sigmoid"``.
+
+    Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
+    Output: **score**, shape (batch, 1).
+    """
+
+    def __init__(self, num_factors: int, num_users: int, num_items: int,
+                 nums_hiddens: Sequence[int], output_activation: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        _check_sizes(output_activation, num_factors=num_factors, num_users=num_users,
+                     num_items=num_items)
+        self.num_factors, self.num_users, self.num_items = num_factors, num_users, num_items
+        self.mlp_factors, self.nums_hiddens = num_factors, _check_hiddens(nums_hiddens)
+        self.output_activation = output_activation
+        self.U = nn.Embedding(num_users, num_factors)
+        self.V = nn.Embedding(num_items, num_factors)
+        self.mlp = _tower(num_factors, self.nums_hiddens)
+        self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
+                                         in_units=self.nums_hiddens[-1])
+
+    def hybrid_forward(self, F, user_id, item_id):
+        return self.prediction_layer(
+            self.mlp(F.np.concatenate([self.U(user_id), self.V(item_id)], axis=1)))
+
+
+@use_np
+class NeuMF(_Ranker):
     """Neural matrix factorization (He et al., 2017), as in the D2L NeuMF section.
 
     Parameters
@@ -31,6 +176,9 @@ class NeuMF(nn.HybridBlock):
         ``None`` (default) returns the raw score (a logit); ``"sigmoid"`` applies
         the tutorial's sigmoid. Rankings are identical, but BPR with weight decay
         on sigmoid outputs collapses (see the README), so train on logits.
+    mlp_factors
+        Width of U and V when it should differ from P and Q's (the NCF paper
+        sizes the MLP embeddings by its tower); default ``num_factors``.
 
     Inputs:
         - **user_id**: int array of shape (batch,)
@@ -47,63 +195,85 @@ class NeuMF(nn.HybridBlock):
         num_items: int,
         nums_hiddens: Sequence[int],
         output_activation: str | None = None,
+        *,
+        mlp_factors: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("num_factors", num_factors), ("num_users", num_users),
-                            ("num_items", num_items)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        nums_hiddens = tuple(nums_hiddens)
-        if not nums_hiddens or any(int(h) != h or h < 1 for h in nums_hiddens):
-            raise ValueError(f"nums_hiddens must be a non-empty list of positive integers; "
-                             f"got {list(nums_hiddens)!r}")
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}; "
-                             f"got {output_activation!r}")
+        mlp_factors = num_factors if mlp_factors is None else mlp_factors
+        _check_sizes(output_activation, num_factors=num_factors, num_users=num_users,
+                     num_items=num_items, mlp_factors=mlp_factors)
         self.num_factors, self.num_users, self.num_items = num_factors, num_users, num_items
-        self.nums_hiddens = nums_hiddens
+        self.gmf_factors, self.mlp_factors = num_factors, mlp_factors
+        self.nums_hiddens = _check_hiddens(nums_hiddens)
         self.output_activation = output_activation
         self.P = nn.Embedding(num_users, num_factors)
         self.Q = nn.Embedding(num_items, num_factors)
-        self.U = nn.Embedding(num_users, num_factors)
-        self.V = nn.Embedding(num_items, num_factors)
-        self.mlp = nn.HybridSequential()
-        # in_units given, so parameters exist right after initialize(): no deferred init
-        in_units = 2 * num_factors
-        for num_hiddens in nums_hiddens:
-            self.mlp.add(nn.Dense(num_hiddens, activation="relu", use_bias=True,
-                                  in_units=in_units))
-            in_units = num_hiddens
+        self.U = nn.Embedding(num_users, mlp_factors)
+        self.V = nn.Embedding(num_items, mlp_factors)
+        self.mlp = _tower(mlp_factors, self.nums_hiddens)
         self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
-                                         in_units=num_factors + in_units)
+                                         in_units=num_factors + self.nums_hiddens[-1])
 
     def hybrid_forward(self, F, user_id, item_id):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
         mlp = self.mlp(F.np.concatenate([self.U(user_id), self.V(item_id)], axis=1))
         return self.prediction_layer(F.np.concatenate([gmf, mlp], axis=1))  # (batch, 1)
 
+    def load_towers(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
+        """Initialise from pretrained towers (the NCF paper's pretraining): P, Q
+        from ``gmf``; U, V and the ReLU layers from ``mlp``; the output layer
+        becomes ``[alpha * h_gmf, (1 - alpha) * h_mlp]``. Sizes must match."""
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")
+        if not getattr(gmf, "output_weights", False):
+            raise ValueError("gmf must be a GMF with learned output weights")
+        values = {}
+        for tower in (gmf, mlp):
+            values.update({name: param.data().asnumpy()
+                           for name, param in tower._collect_params_with_prefix().items()
+                           if name != "prediction_layer.weight"})
+        values["prediction_layer.weight"] = np.concatenate(
+            [alpha * gmf.prediction_layer.weight.data().asnumpy(),
+             (1.0 - alpha) * mlp.prediction_layer.weight.data().asnumpy()], axis=1)
+        own = self._collect_params_with_prefix()
+        if set(values) != set(own):
+            raise ValueError(f"the towers' parameters {sorted(values)} do not make up this "
+                             f"NeuMF's {sorted(own)}")
+        for name, value in values.items():
+            if value.shape != own[name].shape:
+                raise ValueError(f"{name}: pretrained shape {value.shape} does not match "
+                                 f"this NeuMF's {own[name].shape}")
+        for name, value in values.items():
+            own[name].set_data(value.astype(np.float32))
+
+
+@use_np
+class Popularity(_Ranker):
+    """The item-popularity baseline: every user gets the same ranking, by the
+    number of training interactions of each item (set by :meth:`fit_counts`).
+
+    Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
+    Output: **score**, shape (batch, 1): the item's training count.
+    """
+
+    def __init__(self, num_users: int, num_items: int, **kwargs):
+        super().__init__(**kwargs)
+        _check_sizes(None, num_users=num_users, num_items=num_items)
+        self.num_users, self.num_items = num_users, num_items
+        self.counts = self.params.get("counts", shape=(num_items,), init="zeros",
+                                      grad_req="null")
+
+    def fit_counts(self, items: np.ndarray) -> None:
+        """Count the training interactions of each item (0-based ids)."""
+        counts = np.bincount(np.asarray(items, dtype=np.int64), minlength=self.num_items)
+        self.counts.set_data(counts[:self.num_items].astype(np.float32))
+
+    def hybrid_forward(self, F, user_id, item_id, counts):
+        # user_id joins the graph (times 0) so both inputs stay used
+        return F.np.expand_dims(F.np.take(counts, item_id) + 0 * user_id, 1)
+
     def score_matrix(self, user_ids: np.ndarray, max_pairs: int = 1 << 14) -> np.ndarray:
-        """Scores of every item for each user, in NumPy, without a forward pass
-        per pair (see :mod:`neumf.scoring`). Equals ``net(user, item)`` up to
-        float32 rounding.
-
-        Parameters
-        ----------
-        user_ids
-            Shape (n,), 0-based.
-        max_pairs
-            (user, item) pairs per block of the per-pair MLP layers.
-
-        Returns
-        -------
-        Shape (n, num_items), float32.
-        """
-        weights = {name: param.data().asnumpy()
-                   for name, param in self._collect_params_with_prefix().items()}
-        scores = neumf_scores(weights, np.asarray(user_ids, dtype=np.int64),
-                              num_factors=self.num_factors, num_layers=len(self.nums_hiddens),
-                              max_pairs=max_pairs)
-        if self.output_activation == "sigmoid":
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        return scores
+        """The counts, repeated for each of ``user_ids``: shape (n, num_items)."""
+        counts = self.counts.data().asnumpy()
+        return np.broadcast_to(counts, (len(np.atleast_1d(user_ids)), len(counts))).copy()

@@ -28,6 +28,7 @@ __all__ = ["RunError", "export_net", "load_model", "read_run", "save_run"]
 FORMAT = 1
 MANIFEST, DATA = "run.json", "data.npz"
 METRICS, CURVES = "metrics.json", "curves.png"
+BEST = "model-best.params"
 PathLike = Union[str, os.PathLike]
 
 
@@ -169,6 +170,11 @@ def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
     files = {"model": f"model-{epoch:04d}.params", "data": DATA}
     with _np_semantics():
         _atomic(run_dir / files["model"], result.net.save_parameters)
+    if result.best_params is not None:  # early stopping's best epoch, for resume
+        files["best"] = BEST
+        best = {name: mx.nd.array(value) for name, value in result.best_params.items()}
+        with _np_semantics():
+            _atomic(run_dir / BEST, lambda name: mx.nd.save(name, best))
     optimizer_meta = None
     if result.trainer is not None:
         files["optimizer"] = f"optimizer-{epoch:04d}.states"
@@ -194,6 +200,7 @@ def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
         "num_items": result.num_items, "epochs_done": epoch, "files": files,
         "sha256": {name: _sha256(run_dir / name) for name in files.values()},
         "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history,
+        "best_epoch": result.best_epoch, "towers": result.towers,
         "id_maps": {"users": data.user_ids.astype(str).tolist(),
                     "items": data.item_ids.astype(str).tolist()}}))
     _remove_stale(run_dir, set(files.values()))
@@ -253,6 +260,8 @@ def read_run(run_dir: PathLike) -> SavedRun:
                            "modified or damaged")
     config = dict(manifest["config"])
     config["nums_hiddens"] = tuple(config["nums_hiddens"])
+    if "ks" in config:
+        config["ks"] = tuple(config["ks"])
     return SavedRun(run_dir, FitConfig(**config), manifest["source"], manifest)
 
 
@@ -273,9 +282,11 @@ def _load_params(saved: SavedRun, net: NeuMF, devices: Sequence[mx.Context]) -> 
 
 
 def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, sampler,
-                           devices: Sequence[mx.Context]) -> List[Dict[str, float]]:
+                           devices: Sequence[mx.Context]
+                           ) -> Tuple[List[Dict[str, float]], Dict[str, np.ndarray] | None]:
     """Load parameters, optimizer state and sampler state from ``saved`` into a
-    freshly built network, trainer and sampler; returns the saved history."""
+    freshly built network, trainer and sampler; returns the saved history and
+    the best epoch's weights kept for early stopping (or None)."""
     _load_params(saved, net, devices)
     meta = saved.manifest.get("optimizer")
     if meta is not None:
@@ -285,7 +296,12 @@ def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, 
         _restore_optimizer(trainer, net, arrays, meta)
     if saved.manifest.get("sampler_rng") is not None:
         sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
-    return _history(saved)
+    best = None
+    if "best" in saved.manifest["files"]:
+        with _np_semantics():
+            best = {name: value.asnumpy() for name, value in
+                    mx.nd.load(str(saved.path / saved.manifest["files"]["best"])).items()}
+    return _history(saved), best
 
 
 def _load_data(saved: SavedRun) -> RecData:
@@ -305,14 +321,12 @@ def _load_data(saved: SavedRun) -> RecData:
 def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
     """Load a saved run as a :class:`neumf.FitResult` (network, configuration,
     history, metrics, data and id maps), ready to evaluate, recommend or export."""
-    from .experiment import FitResult
+    from .experiment import FitResult, build_model
 
     saved = read_run(run_dir)
     manifest, config = saved.manifest, saved.config
     devices = list(devices) if devices is not None else try_all_gpus()
-    net = NeuMF(config.num_factors, manifest["num_users"], manifest["num_items"],
-                config.nums_hiddens,
-                output_activation="sigmoid" if config.tutorial_exact else None)
+    net = build_model(config, manifest["num_users"], manifest["num_items"])
     _load_params(saved, net, devices)
     net.hybridize(static_alloc=True)
     data = _load_data(saved)
@@ -328,7 +342,8 @@ def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
                      num_items=manifest["num_items"],
                      hit_rate=evaluated[-1]["hit_rate"] if evaluated else float("nan"),
                      auc=evaluated[-1]["auc"] if evaluated else float("nan"),
-                     metrics=metrics, data=data, source=saved.source)
+                     metrics=metrics, data=data, source=saved.source,
+                     best_epoch=manifest.get("best_epoch"), towers=manifest.get("towers") or {})
 
 
 def export_net(net: NeuMF, prefix: PathLike) -> Tuple[Path, Path]:

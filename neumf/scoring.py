@@ -54,17 +54,26 @@ def prune_mlp(user_half: np.ndarray, item_half: np.ndarray, layers: Layers,
 
 
 def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_factors: int,
-                 num_layers: int, max_pairs: int = 1 << 14) -> np.ndarray:
-    """Scores (before any output activation) of every item for each user.
+                 num_layers: int, mlp_factors: int | None = None,
+                 max_pairs: int = 1 << 14) -> np.ndarray:
+    """Scores (before any output activation) of every item for each user, for
+    NeuMF and for either of its towers alone (GMF, MLP).
 
     Parameters
     ----------
     weights
-        The block's parameters by structural name (``P.weight``, ``mlp.0.bias``, ...).
+        The block's parameters by structural name (``P.weight``, ``mlp.0.bias``,
+        ...). A GMF tower (``P``, ``Q``) and an MLP tower (``U``, ``V``, ``mlp.*``)
+        are each optional; ``prediction_layer.weight`` covers the towers present,
+        GMF first, and is all ones when absent (plain dot-product MF).
     user_ids
         Shape (n,), 0-based.
-    num_factors, num_layers
-        Embedding width and number of MLP layers.
+    num_factors
+        GMF embedding width (0 without a GMF tower).
+    num_layers
+        MLP layers (0 without an MLP tower).
+    mlp_factors
+        MLP embedding width; default ``num_factors``.
     max_pairs
         Pairs per block of the per-pair layers (a memory and cache bound).
 
@@ -73,18 +82,27 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     Shape (n, num_items), float32.
     """
     weights = {name: flush_tiny(value) for name, value in weights.items()}
-    prediction = weights["prediction_layer.weight"][0]
-    first = weights["mlp.0.weight"]  # (hidden, 2 * num_factors): [U | V] halves
-    user_half = weights["U.weight"][user_ids] @ first[:, :num_factors].T + weights["mlp.0.bias"]
-    item_half = weights["V.weight"] @ first[:, num_factors:].T  # (items, hidden)
+    mlp_factors = num_factors if mlp_factors is None else mlp_factors
+    embeddings = weights["Q.weight"] if num_factors else weights["V.weight"]
+    num_items = embeddings.shape[0]
+    prediction = weights.get("prediction_layer.weight")
+    if prediction is None:
+        prediction = np.ones((1, num_factors), dtype=np.float32)
+    prediction = prediction[0]
+    scores = np.zeros((len(user_ids), num_items), dtype=np.float32)
+    if num_factors:
+        user_gmf = weights["P.weight"][user_ids] * prediction[:num_factors]
+        scores += user_gmf @ weights["Q.weight"].T
+    if not num_layers:
+        return scores
+    first = weights["mlp.0.weight"]  # (hidden, 2 * mlp_factors): [U | V] halves
+    user_half = weights["U.weight"][user_ids] @ first[:, :mlp_factors].T + weights["mlp.0.bias"]
+    item_half = weights["V.weight"] @ first[:, mlp_factors:].T  # (items, hidden)
     layers = [(weights[f"mlp.{i}.weight"], weights[f"mlp.{i}.bias"])
               for i in range(1, num_layers)]
     user_half, item_half, layers, out_weight, offset = prune_mlp(
         user_half, item_half, layers, prediction[num_factors:])
-
-    num_items = item_half.shape[0]
-    user_gmf = weights["P.weight"][user_ids] * prediction[:num_factors]
-    scores = user_gmf @ weights["Q.weight"].T + np.float32(offset)  # (n, items)
+    scores += np.float32(offset)
     if out_weight.size == 0:
         return scores  # every MLP unit is constant: GMF alone ranks
     users_per_block = max(1, max_pairs // num_items)

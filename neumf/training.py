@@ -75,7 +75,7 @@ def train_ranking(
     *,
     verbose: bool = True,
     collapse_check: bool = True,
-    on_epoch_end: Callable[[Dict[str, float]], None] | None = None,
+    on_epoch_end: Callable[[Dict[str, float]], bool | None] | None = None,
     initial_epoch: int = 0,
 ) -> List[Dict[str, float]]:
     """Train ``net`` on ``(user, positive, negative)`` batches with a pairwise loss.
@@ -97,7 +97,8 @@ def train_ranking(
     every pair scores the same, unless ``collapse_check`` is False. With
     ``verbose``, a progress bar shows each epoch's throughput. Epochs are
     numbered from ``initial_epoch + 1`` (resumed runs); ``on_epoch_end`` is
-    called with each epoch's dict.
+    called with each epoch's dict, and training stops early when it returns
+    True (early stopping).
     """
     if int(num_epochs) != num_epochs or num_epochs < 0:
         raise ValueError(f"num_epochs must be a non-negative integer; got {num_epochs!r}")
@@ -179,8 +180,8 @@ def train_ranking(
                 "(tutorial_exact=True): train on the raw score (output_activation=None) "
                 "or lower wd.",
                 CollapseWarning, stacklevel=4)  # past the two use_np wrappers
-        if on_epoch_end is not None:
-            on_epoch_end(stats)
+        if on_epoch_end is not None and on_epoch_end(stats):
+            break
     if verbose and history:
         print(f"train loss {history[-1]['loss']:.3f}, test hit rate {hit_rate:.3f}, "
               f"test AUC {auc:.3f}")
