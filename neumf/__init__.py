@@ -1,10 +1,10 @@
 """NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
 
 from .data import DataError, load_data_ml100k, read_data_ml100k, read_ratings, split_data_ml100k
-from .datasets import RecData, load_dataset
+from .datasets import RecData, load_dataset, validation_split, write_ncf
 from .download import DownloadError, data_home, download_ml100k
 from .evaluation import evaluate_model, evaluate_ranking, score_users
-from .experiment import FitConfig, FitResult, fit
+from .experiment import PRESETS, FitConfig, FitResult, build_model, fit
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .metrics import (
     auc_from_counts,
@@ -15,7 +15,7 @@ from .metrics import (
     rank_counts,
     ranking_metrics,
 )
-from .model import NeuMF
+from .model import GMF, MLP, NeuMF, Popularity
 from .parallel import try_all_gpus
 from .plotting import LivePlot, plot_history
 from .recommend import Recommendations, recommend
@@ -30,16 +30,21 @@ __all__ = [
     "DownloadError",
     "FitConfig",
     "FitResult",
+    "GMF",
     "HingeLossbRec",
     "LivePlot",
+    "MLP",
     "NeuMF",
     "PRDataset",
+    "PRESETS",
     "PointwiseLogLoss",
+    "Popularity",
     "RecData",
     "Recommendations",
     "RunError",
     "TripletLoader",
     "auc_from_counts",
+    "build_model",
     "data_home",
     "download_ml100k",
     "evaluate_model",
@@ -64,5 +69,7 @@ __all__ = [
     "split_data_ml100k",
     "train_ranking",
     "try_all_gpus",
+    "validation_split",
+    "write_ncf",
 ]
 __version__ = "0.1.0"

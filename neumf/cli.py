@@ -17,6 +17,7 @@ from .datasets import DATASETS
 from .download import DownloadError
 from .evaluation import evaluate_model
 from .experiment import (
+    DENSE_INITS,
     LOSSES,
     MODELS,
     OPTIMIZERS,
@@ -42,6 +43,8 @@ _HELP = {
     "loss": "loss on logits: bpr, hinge, or log (the NCF paper's pointwise log loss)",
     "num_negatives": "negatives sampled per positive in each epoch",
     "init_sigma": "standard deviation of the Normal initialisation",
+    "dense_init": "initialisation of the dense layers: normal (--init-sigma, the tutorial's) "
+                  "or xavier",
     "split_mode": "how the test set is held out (random: ML-100K only)",
     "protocol": "evaluation: full (against every item not trained on) or sampled (against "
                 "the data set's negatives, or --eval-negatives random ones)",
@@ -66,7 +69,8 @@ _HELP = {
     "alpha": "weight of the GMF tower in the pretrained NeuMF's output layer",
 }
 _CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS,
-            "protocol": PROTOCOLS, "model": MODELS, "pretrain_optimizer": OPTIMIZERS}
+            "protocol": PROTOCOLS, "model": MODELS, "pretrain_optimizer": OPTIMIZERS,
+            "dense_init": DENSE_INITS}
 _LISTS = ("nums_hiddens", "ks")
 
 

@@ -25,7 +25,8 @@ from .data import (
 )
 from .download import data_home
 
-__all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset", "validation_split"]
+__all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset", "validation_split",
+           "write_ncf"]
 
 DATASETS = ("ml-100k", "ml-1m", "csv", "ncf")
 
@@ -387,3 +388,33 @@ def load_dataset(dataset: str = "ml-100k", data_dir=None, name: str | None = Non
     if dataset == "csv":
         return _csv(data_dir, name)
     return _ncf(data_dir, name)
+
+
+def write_ncf(data: RecData, data_dir: str | os.PathLike, name: str,
+              negatives: np.ndarray | None = None) -> Tuple[Path, Path, Path]:
+    """Write ``data`` in the NCF authors' format, readable by
+    ``load_dataset('ncf', data_dir, name)``: ``<name>.train.rating`` and
+    ``<name>.test.rating`` (``user item rating timestamp``, 0-based, rating 1),
+    and ``<name>.test.negative`` from ``negatives`` (shape (n_test, m), -1 pads
+    rows), default ``data.test_negatives``. Timestamps are ``train_times`` or
+    the row number. Returns the three paths."""
+    negatives = data.test_negatives if negatives is None else np.asarray(negatives)
+    if negatives is None or negatives.shape[0] != len(data.test_users):
+        raise ValueError("negatives must have one row per test pair; sample them with "
+                         "neumf.experiment.sampled_negatives")
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = tuple(folder / f"{name}.{suffix}"
+                  for suffix in ("train.rating", "test.rating", "test.negative"))
+    times = data.train_times if data.train_times is not None else np.arange(len(data.train_users))
+    test_times = np.full(len(data.test_users), int(times.max(initial=0)) + 1)
+    for path, users, items, stamps in ((paths[0], data.train_users, data.train_items, times),
+                                       (paths[1], data.test_users, data.test_items, test_times)):
+        table = np.column_stack([users, items, np.ones(len(users), dtype=np.int64), stamps])
+        np.savetxt(path, table.astype(np.int64), fmt="%d", delimiter="\t")
+    with open(paths[2], "w", encoding="utf-8") as handle:
+        handle.writelines(
+            f"({user},{item})\t" + "\t".join(map(str, row[row >= 0].tolist())) + "\n"
+            for user, item, row in zip(data.test_users.tolist(), data.test_items.tolist(),
+                                       negatives))
+    return paths

@@ -29,14 +29,15 @@ LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec, "log": PointwiseLogLoss}
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
 PROTOCOLS = ("full", "sampled")
 MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
+DENSE_INITS = ("normal", "xavier")
 
 # The NCF paper's protocol (He et al., 2017, section 4.1): 4 negatives per
 # positive, log loss, batch 256, 99 sampled negatives, HR@10 and NDCG@10,
 # predictive factors 64 (GMF width, and the MLP tower's last layer).
-_NCF = {"protocol": "sampled", "k": 10, "ks": (10,), "loss": "log", "num_negatives": 4,
-        "batch_size": 256, "wd": 0.0, "lr": 1e-3, "num_factors": 64, "mlp_factors": 64,
-        "nums_hiddens": (128, 64), "num_epochs": 20, "validation": True, "patience": 5,
-        "monitor": "ndcg@10"}
+_NCF = {"dense_init": "xavier", "protocol": "sampled", "k": 10, "ks": (10,), "loss": "log",
+        "num_negatives": 4, "batch_size": 256, "wd": 0.0, "lr": 1e-3, "num_factors": 64,
+        "mlp_factors": 64, "nums_hiddens": (128, 64), "num_epochs": 20, "validation": True,
+        "patience": 5, "monitor": "ndcg@10"}
 PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "tutorial": types.MappingProxyType({}),
     "best": types.MappingProxyType({
@@ -61,6 +62,9 @@ class FitConfig:
     ``model`` is ``'neumf'``, one of its towers (``'gmf'``, ``'mlp'``), or a
     baseline (``'mf'``: dot-product MF; ``'popularity'``: no training).
     ``mlp_factors`` sizes the MLP embeddings (default ``num_factors``).
+    Every weight starts from Normal(0, ``init_sigma``) as in the tutorial;
+    ``dense_init='xavier'`` starts the dense layers from Xavier instead (as the
+    NCF authors' code does), which a deep MLP tower needs to leave its plateau.
     ``ks`` are the cut-offs of the final ``hr@k``/``ndcg@k`` (with ``k``).
     ``validation=True`` holds out each user's latest training interaction;
     per-epoch evaluation then uses those pairs (``val_*`` history keys), and
@@ -81,6 +85,7 @@ class FitConfig:
     loss: str = "bpr"
     num_negatives: int = 1
     init_sigma: float = 0.01
+    dense_init: str = "normal"
     split_mode: str = "seq-aware"
     protocol: str = "full"
     eval_negatives: int = 99
@@ -120,6 +125,8 @@ class FitConfig:
                              "test set would select the model on it")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be a non-empty list of positive integers; got {self.ks!r}")
+        if self.dense_init not in DENSE_INITS:
+            raise ValueError(f"dense_init must be one of {DENSE_INITS}; got {self.dense_init!r}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
         if self.pretrain and self.model != "neumf":
@@ -349,6 +356,10 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
                         data.num_items, seed=config.seed)
     net = build_model(config, data.num_users, data.num_items)
     net.initialize(mx.init.Normal(config.init_sigma), ctx=devices)
+    if config.dense_init == "xavier":
+        for name, param in net._collect_params_with_prefix().items():
+            if name.endswith("weight") and name.startswith(("mlp.", "prediction_layer.")):
+                param.initialize(mx.init.Xavier(), ctx=devices, force_reinit=True)
     net.hybridize(static_alloc=True)
     ks = _final_ks(config, data.num_items)
 
