@@ -1,7 +1,7 @@
 """NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
 
 from .data import DataError, load_data_ml100k, read_data_ml100k, read_ratings, split_data_ml100k
-from .datasets import RecData, load_dataset, validation_split, write_ncf
+from .datasets import RecData, from_frame, load_dataset, validation_split, write_ncf
 from .download import DownloadError, data_home, download_ml100k
 from .evaluation import evaluate_model, evaluate_ranking, score_users
 from .experiment import PRESETS, FitConfig, FitResult, build_model, fit
@@ -51,6 +51,7 @@ __all__ = [
     "evaluate_ranking",
     "export_net",
     "fit",
+    "from_frame",
     "hit_and_auc",
     "hit_rate_from_counts",
     "load_data_ml100k",

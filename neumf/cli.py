@@ -18,6 +18,7 @@ from .download import DownloadError
 from .evaluation import evaluate_model
 from .experiment import (
     DENSE_INITS,
+    KVSTORES,
     LOSSES,
     MODELS,
     OPTIMIZERS,
@@ -67,10 +68,12 @@ _HELP = {
     "pretrain_optimizer": "optimizer of the pretrained towers",
     "pretrain_lr": "learning rate of the pretrained towers",
     "alpha": "weight of the GMF tower in the pretrained NeuMF's output layer",
+    "kvstore": "gradient aggregation: device or local across --devices; dist_sync or "
+               "dist_async across the workers of 'neumf launch'",
 }
 _CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS,
             "protocol": PROTOCOLS, "model": MODELS, "pretrain_optimizer": OPTIMIZERS,
-            "dense_init": DENSE_INITS}
+            "dense_init": DENSE_INITS, "kvstore": KVSTORES}
 _LISTS = ("nums_hiddens", "ks")
 
 

@@ -25,7 +25,8 @@ from .data import (
 )
 from .download import data_home
 
-__all__ = ["DATASETS", "RecData", "leave_last_out", "load_dataset", "validation_split",
+__all__ = ["DATASETS", "RecData", "from_frame", "leave_last_out", "load_dataset",
+           "validation_split",
            "write_ncf"]
 
 DATASETS = ("ml-100k", "ml-1m", "csv", "ncf")
@@ -91,11 +92,21 @@ def validation_split(data: RecData) -> RecData:
                    data.num_items, data.user_ids, data.item_ids, train_times=times[~held])
 
 
+def _index(raw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Raw ids -> (sorted distinct raw ids as strings, 0-based index per row).
+    Integer ids are sorted as numbers and only the distinct ones become strings."""
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "iu":
+        distinct, index = np.unique(raw, return_inverse=True)
+        return distinct.astype(str), index
+    return np.unique(raw.astype(str), return_inverse=True)
+
+
 def _from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
               stamps: np.ndarray) -> RecData:
     """Map raw ids to contiguous indices (sorted raw order) and hold out the latest."""
-    user_ids, users = np.unique(raw_users.astype(str), return_inverse=True)
-    item_ids, items = np.unique(raw_items.astype(str), return_inverse=True)
+    user_ids, users = _index(raw_users)
+    item_ids, items = _index(raw_items)
     test = leave_last_out(users, stamps)
     test_only = np.setdiff1d(items[test], items[~test])
     if test_only.size:  # kept: they are ranked like any item, from untrained embeddings
@@ -275,6 +286,37 @@ def _csv(data_dir, name: str | None) -> RecData:
               else np.arange(len(frame)))  # no timestamp: file order is time order
     return _from_raw(Path(name).stem, frame.iloc[:, 0].to_numpy(),
                      frame.iloc[:, 1].to_numpy(), stamps)
+
+
+def from_frame(frame: pd.DataFrame, name: str = "dataframe") -> RecData:
+    """A :class:`RecData` from a DataFrame of ``user, item[, rating][, timestamp]``
+    with any raw ids: columns named ``user``, ``item`` (and ``timestamp``) if it
+    has them, else by position. Each user's latest row is held out (the last
+    in frame order without timestamps)."""
+    if not isinstance(frame, pd.DataFrame) or frame.shape[1] < 2:
+        raise ValueError("frame must be a pandas DataFrame of user, item[, rating]"
+                         "[, timestamp] columns")
+    if frame.empty:
+        raise DataError(f"{name}: no interactions")
+    named = {"user", "item"} <= set(frame.columns)
+    columns = [frame["user"], frame["item"]] if named else [frame.iloc[:, 0], frame.iloc[:, 1]]
+    if named and "timestamp" in frame.columns:
+        columns.append(frame["timestamp"])
+    elif not named and frame.shape[1] >= 4:
+        columns.append(frame.iloc[:, 3])
+    for column, what in zip(columns, ("user", "item", "timestamp")):
+        missing = np.flatnonzero(column.isna().to_numpy())
+        if missing.size:
+            raise DataError(f"{name}: row {missing[0]} has no {what}")
+    stamps = np.arange(len(frame))
+    if len(columns) == 3:
+        values = pd.to_numeric(columns[2], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
+        if bad.size:
+            raise DataError(f"{name}: row {bad[0]}: timestamp {columns[2].iloc[bad[0]]!r} is "
+                            "not an integer")
+        stamps = values.astype(np.int64)
+    return _from_raw(name, columns[0].to_numpy(), columns[1].to_numpy(), stamps)
 
 
 def _ncf(data_dir, name: str | None) -> RecData:

@@ -12,10 +12,11 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
+import pandas as pd
 from mxnet import autograd, gluon
 
 from .data import SPLIT_MODES
-from .datasets import DATASETS, RecData, load_dataset, validation_split
+from .datasets import DATASETS, RecData, from_frame, load_dataset, validation_split
 from .evaluation import evaluate_model, evaluate_ranking
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import GMF, MLP, NeuMF, Popularity
@@ -30,6 +31,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
 PROTOCOLS = ("full", "sampled")
 MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
 DENSE_INITS = ("normal", "xavier")
+KVSTORES = ("device", "local", "dist_sync", "dist_async")
 
 # The NCF paper's protocol (He et al., 2017, section 4.1): 4 negatives per
 # positive, log loss, batch 256, 99 sampled negatives, HR@10 and NDCG@10,
@@ -42,7 +44,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "tutorial": types.MappingProxyType({}),
     "best": types.MappingProxyType({
         "num_factors": 64, "nums_hiddens": (128, 64), "lr": 1e-3, "wd": 0.0,
-        "num_negatives": 4, "num_epochs": 30, "validation": True, "patience": 6,
+        "num_negatives": 4, "num_epochs": 16, "validation": True, "patience": 4,
         "monitor": "ndcg@10"}),
     "gmf": types.MappingProxyType({**_NCF, "model": "gmf"}),
     "mlp": types.MappingProxyType({**_NCF, "model": "mlp"}),
@@ -65,6 +67,10 @@ class FitConfig:
     Every weight starts from Normal(0, ``init_sigma``) as in the tutorial;
     ``dense_init='xavier'`` starts the dense layers from Xavier instead (as the
     NCF authors' code does), which a deep MLP tower needs to leave its plateau.
+    ``kvstore`` aggregates gradients across ``devices``: ``'device'`` (on the
+    devices) or ``'local'`` (on the CPU); ``'dist_sync'``/``'dist_async'`` train
+    across processes started by ``neumf launch``, each worker on its own shard
+    of the training pairs with ``batch_size`` per worker.
     ``ks`` are the cut-offs of the final ``hr@k``/``ndcg@k`` (with ``k``).
     ``validation=True`` holds out each user's latest training interaction;
     per-epoch evaluation then uses those pairs (``val_*`` history keys), and
@@ -105,6 +111,7 @@ class FitConfig:
     pretrain_optimizer: str = "adam"
     pretrain_lr: float = 1e-3
     alpha: float = 0.5
+    kvstore: str = "device"
 
     def __post_init__(self):
         object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
@@ -125,6 +132,8 @@ class FitConfig:
                              "test set would select the model on it")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be a non-empty list of positive integers; got {self.ks!r}")
+        if self.kvstore not in KVSTORES:
+            raise ValueError(f"kvstore must be one of {KVSTORES}; got {self.kvstore!r}")
         if self.dense_init not in DENSE_INITS:
             raise ValueError(f"dense_init must be one of {DENSE_INITS}; got {self.dense_init!r}")
         if self.model not in MODELS:
@@ -255,7 +264,7 @@ def _set_params(net: gluon.Block, values: Dict[str, np.ndarray]) -> None:
 
 def fit(
     *,
-    dataset: str = "ml-100k",
+    dataset: Union[str, pd.DataFrame] = "ml-100k",
     data_dir: Union[str, os.PathLike, None] = None,
     name: str | None = None,
     preset: str | None = None,
@@ -275,7 +284,9 @@ def fit(
     dataset, data_dir, name
         What to train on (see :func:`neumf.load_dataset`): ``'ml-100k'`` (default),
         ``'ml-1m'``, ``'csv'`` (the file ``name``) or ``'ncf'`` (files ``name.*``),
-        found in ``data_dir``, else ``$NEUMF_DATA_DIR``, else the user cache.
+        found in ``data_dir``, else ``$NEUMF_DATA_DIR``, else the user cache; or a
+        pandas DataFrame of ``user, item[, rating][, timestamp]`` (see
+        :func:`neumf.from_frame`).
     preset
         Named settings from :data:`PRESETS`, applied before ``overrides``:
         ``'tutorial'`` (the defaults), ``'best'`` (tuned on ML-100K), and the NCF
@@ -322,24 +333,52 @@ def fit(
         data_dir = data_dir if data_dir is not None else saved.source.get("data_dir")
     else:
         config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
+    frame = dataset if isinstance(dataset, pd.DataFrame) else None
+    if frame is None and dataset not in DATASETS and not (saved and dataset == "dataframe"):
+        raise ValueError(f"dataset must be one of {DATASETS} or a pandas DataFrame; "
+                         f"got {dataset!r}")
+    if config.kvstore.startswith("dist") and (config.pretrain or resume is not None):
+        raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
+    if config.kvstore == "dist_async" and config.patience:
+        raise ValueError("early stopping (patience) needs kvstore 'dist_sync': asynchronous "
+                         "workers would stop at different epochs")
     devices = check_devices(devices) if devices is not None else try_all_gpus()
     if config.seed is not None:
         mx.random.seed(config.seed)
+    kvstore: Any = config.kvstore
+    if config.kvstore.startswith("dist"):
+        kvstore = mx.kv.create(config.kvstore)  # waits for every worker and server
+        if out is not None and kvstore.num_workers > 1:
+            out = Path(out) / f"worker-{kvstore.rank}"
 
-    data = load_dataset(dataset, data_dir, name, split_mode=config.split_mode, seed=config.seed)
+    if frame is not None:
+        data, dataset = from_frame(frame), "dataframe"
+    elif saved is not None and dataset == "dataframe":
+        from .runs import saved_data
+        data = saved_data(saved)
+    else:
+        data = load_dataset(dataset, data_dir, name, split_mode=config.split_mode,
+                            seed=config.seed)
     if config.k > data.num_items:
         raise ValueError(f"k={config.k} is larger than the catalogue of {data.num_items} items")
     source = {"dataset": dataset, "name": name, "preset": preset,
               "data_dir": None if data_dir is None else str(data_dir)}
     return _fit_data(data, config, devices, source=source, saved=saved, out=out,
-                     verbose=verbose, live_plot=live_plot)
+                     verbose=verbose, live_plot=live_plot, kvstore=kvstore)
+
+
+def shard_rows(num_rows: int, rank: int, num_workers: int) -> np.ndarray:
+    """Row indices of worker ``rank``'s shard: every ``num_workers``-th row,
+    padded by repeating its first rows so that every shard has the same length
+    (synchronous workers must take the same number of steps)."""
+    rows = np.arange(rank, num_rows, num_workers)
+    length = -(-num_rows // num_workers)
+    return np.resize(rows, length) if len(rows) else rows
 
 
 def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
               source: Dict[str, Any], saved=None, out=None, verbose: bool = True,
-              live_plot: bool = False) -> FitResult:
+              live_plot: bool = False, kvstore: Any = "device") -> FitResult:
     """Train ``config.model`` on ``data`` and evaluate it on the test pairs."""
     test_negatives = None
     if config.protocol == "sampled":
@@ -351,9 +390,16 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         if config.protocol == "sampled":
             valid_negatives = sampled_negatives(train_data, test_negatives.shape[1],
                                                 config.seed)
-    candidates = train_data.candidates()
-    sampler = PRDataset(train_data.train_users, train_data.train_items, candidates,
-                        data.num_items, seed=config.seed)
+    # the tutorial's per-user lists only where its evaluator needs them
+    tutorial_eval = not config.validation and test_negatives is None
+    candidates = train_data.candidates() if tutorial_eval else None
+    rows, seed = slice(None), config.seed
+    if isinstance(kvstore, mx.kvstore.KVStore) and kvstore.num_workers > 1:
+        rows = shard_rows(len(train_data.train_users), kvstore.rank, kvstore.num_workers)
+        seed = None if seed is None else seed + kvstore.rank  # own negatives per worker
+    sampler = PRDataset(train_data.train_users[rows], train_data.train_items[rows], None,
+                        data.num_items, seed=seed,
+                        seen=(train_data.train_users, train_data.train_items))
     net = build_model(config, data.num_users, data.num_items)
     net.initialize(mx.init.Normal(config.init_sigma), ctx=devices)
     if config.dense_init == "xavier":
@@ -392,7 +438,9 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     if config.pretrain and saved is None:
         towers = _pretrain(net, data, config, devices, source, verbose)
     trainer = gluon.Trainer(net.collect_params(), config.optimizer,
-                            {"learning_rate": config.lr, "wd": config.wd})
+                            {"learning_rate": config.lr, "wd": config.wd}, kvstore=kvstore)
+    # with a distributed kvstore the optimizer state lives on the servers
+    saved_trainer = None if isinstance(kvstore, mx.kvstore.KVStore) else trainer
     if saved is not None:
         from .runs import restore_training_state
         history, best_params = restore_training_state(saved, net, trainer, sampler, devices)
@@ -438,7 +486,7 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         if plot is not None:
             plot(stats)
         if out is not None:  # a checkpoint per epoch: a killed run resumes from here
-            make_result({}, trainer, history, (best_epoch, best_params), towers).save(
+            make_result({}, saved_trainer, history, (best_epoch, best_params), towers).save(
                 out, final=False)
         return bool(config.patience) and stale >= config.patience
 
@@ -447,7 +495,7 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         remaining = 0  # a resumed run that had already stopped early
     train_ranking(
         net, sampler.loader(config.batch_size, num_negatives=config.num_negatives),
-        train_data.test_input(), loss, trainer, None,
+        train_data.test_input() if tutorial_eval else None, loss, trainer, None,
         data.num_users, data.num_items, remaining, devices, evaluator,
         candidates, config.eval_step, verbose=verbose, on_epoch_end=on_epoch_end,
         initial_epoch=len(history))
@@ -457,7 +505,8 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         if verbose:
             print(f"restored the weights of epoch {best_epoch} (best validation "
                   f"{config.monitor})")
-    result = make_result(test_metrics(net), trainer, history, (best_epoch, best_params), towers)
+    result = make_result(test_metrics(net), saved_trainer, history, (best_epoch, best_params),
+                         towers)
     if out is not None:
         result.save(out)
     return result

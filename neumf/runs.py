@@ -183,8 +183,9 @@ def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
             _atomic(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
     arrays = {"train_users": data.train_users, "train_items": data.train_items,
               "test_users": data.test_users, "test_items": data.test_items}
-    if data.test_negatives is not None:
-        arrays["test_negatives"] = data.test_negatives
+    for optional in ("test_negatives", "train_times"):
+        if getattr(data, optional) is not None:
+            arrays[optional] = getattr(data, optional)
 
     def write_npz(name: str) -> None:
         with open(name, "wb") as handle:
@@ -304,7 +305,8 @@ def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, 
     return _history(saved), best
 
 
-def _load_data(saved: SavedRun) -> RecData:
+def saved_data(saved: SavedRun) -> RecData:
+    """The training and test pairs and id maps a run saved."""
     manifest = saved.manifest
     with np.load(saved.path / DATA, allow_pickle=False) as arrays:
         values = {key: arrays[key] for key in arrays.files}
@@ -315,7 +317,8 @@ def _load_data(saved: SavedRun) -> RecData:
     return RecData(manifest["dataset_name"], values["train_users"], values["train_items"],
                    values["test_users"], values["test_items"], manifest["num_users"],
                    manifest["num_items"], np.asarray(id_maps["users"]),
-                   np.asarray(id_maps["items"]), values.get("test_negatives"))
+                   np.asarray(id_maps["items"]), values.get("test_negatives"),
+                   values.get("train_times"))
 
 
 def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
@@ -329,7 +332,7 @@ def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
     net = build_model(config, manifest["num_users"], manifest["num_items"])
     _load_params(saved, net, devices)
     net.hybridize(static_alloc=True)
-    data = _load_data(saved)
+    data = saved_data(saved)
     metrics_path = saved.path / METRICS
     metrics = {}
     if metrics_path.is_file():

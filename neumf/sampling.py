@@ -96,26 +96,35 @@ class PRDataset(gluon.data.Dataset):
         Shape (n,): the training interactions, 0-based ids.
     candidates
         Per-user items seen in training (the tutorial's name): a negative is
-        never one of them.
+        never one of them. ``None``: the pairs in ``seen``, else ``users`` and
+        ``items`` themselves (no per-user lists are built: large data).
     num_items
         Negatives are drawn from ``0 .. num_items - 1``.
     seed
         Seed of the generator that draws negatives (``None``: fresh entropy).
+    seen
+        ``(users, items)`` arrays of the seen pairs, when ``candidates`` is None
+        and they are more than ``users``/``items`` (a worker's shard).
 
     Indexing draws a fresh negative on every access, as the tutorial's does,
     with rejection against a sorted key array (no per-sample set). For
     training, :meth:`loader` draws a whole batch of negatives at once.
     """
 
-    def __init__(self, users, items, candidates: Candidates, num_items: int,
-                 *, seed: int | None = None):
+    def __init__(self, users, items, candidates: Candidates | None, num_items: int,
+                 *, seed: int | None = None,
+                 seen: Tuple[np.ndarray, np.ndarray] | None = None):
         self.users = np.asarray(users, dtype=np.int64)
         self.items = np.asarray(items, dtype=np.int64)
         if self.users.shape != self.items.shape or self.users.ndim != 1:
             raise ValueError(f"users and items must be 1-D and of one length; got shapes "
                              f"{self.users.shape} and {self.items.shape}")
         self.num_items = int(num_items)
-        self.keys = seen_keys(*candidate_pairs(candidates), self.num_items)
+        if candidates is not None:
+            seen = candidate_pairs(candidates)
+        elif seen is None:
+            seen = (self.users, self.items)
+        self.keys = seen_keys(*seen, self.num_items)
         _check_room(self.keys, self.num_items)
         self.rng = np.random.default_rng(seed)
 
