@@ -26,6 +26,15 @@ GRID = (
     {"loss": "log", "num_factors": 32, "nums_hiddens": (64, 32), "lr": 2e-3},
     {"loss": "log", "num_factors": 64, "nums_hiddens": (128, 64), "num_negatives": 8,
      "batch_size": 2048, "lr": 2e-3},
+    {"loss": "bpr", "num_factors": 64, "nums_hiddens": (128, 64), "num_negatives": 8,
+     "batch_size": 2048, "lr": 2e-3},
+    {"loss": "bpr", "num_factors": 128, "nums_hiddens": (128, 64)},
+    {"loss": "bpr", "num_factors": 128, "nums_hiddens": (128, 64), "num_negatives": 8,
+     "batch_size": 2048, "lr": 2e-3},
+    {"loss": "bpr", "num_factors": 64, "mlp_factors": 32, "nums_hiddens": (64, 32),
+     "lr": 2e-3},
+    {"loss": "bpr", "num_factors": 32, "nums_hiddens": (64, 32), "lr": 2e-3},
+    {"loss": "bpr", "num_factors": 64, "mlp_factors": 32, "nums_hiddens": (64, 32)},
 )
 REPORT = ("hr@10", "ndcg@10", "hr@50", "auc", "mrr")
 

@@ -149,6 +149,24 @@ def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
                                "data set has none (default: the run's)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
+    launch = commands.add_parser(
+        "launch", help="run a command as distributed workers on this host",
+        description="Start an MXNet scheduler, parameter servers and workers on this host "
+                    "and run the command after -- in each worker, e.g. 'neumf launch -n 2 "
+                    "-s 1 -- neumf train --kvstore dist_sync --out RUN'.")
+    launch.add_argument("-n", "--num-workers", type=int, required=True,
+                        help="worker processes")
+    launch.add_argument("-s", "--num-servers", type=int, default=1,
+                        help="parameter servers (default: %(default)s)")
+    launch.add_argument("--host", default="127.0.0.1",
+                        help="address of the scheduler (default: %(default)s)")
+    launch.add_argument("--port", type=int, default=None,
+                        help="port of the scheduler (default: a free one)")
+    launch.add_argument("--timeout", type=float, default=None,
+                        help="seconds before every process is stopped (default: none)")
+    launch.add_argument("worker_command", nargs=argparse.REMAINDER,
+                        help="the command each worker runs, after --")
+
     rec = commands.add_parser(
         "recommend", help="top-k items for users of a saved run",
         description="Recommend the k best-scoring items to users, by raw id, leaving out "
@@ -239,11 +257,23 @@ def _recommend(args) -> int:
     return 0
 
 
+def _launch(args) -> int:
+    from .launch import launch
+    command = args.worker_command[1:] if args.worker_command[:1] == ["--"] \
+        else args.worker_command
+    code = launch(command, args.num_workers, args.num_servers, host=args.host,
+                  port=args.port, timeout=args.timeout)
+    if code == 124 and args.timeout is not None:
+        print(f"neumf: error: the workers did not finish within {args.timeout} s",
+              file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input, with a message)."""
     args = build_parser().parse_args(argv)
     handlers = {"train": lambda: _train(args, argv), "evaluate": lambda: _evaluate(args),
-                "recommend": lambda: _recommend(args)}
+                "recommend": lambda: _recommend(args), "launch": lambda: _launch(args)}
     try:
         return handlers[args.command]()
     except (DataError, DownloadError, RunError, ValueError, KeyError, FileNotFoundError) as exc:

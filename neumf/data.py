@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .download import download_ml100k
+from .generate import synthetic
 
 __all__ = [
     "COLUMNS",
@@ -18,6 +19,7 @@ __all__ = [
     "read_data_ml100k",
     "read_ratings",
     "split_data_ml100k",
+    "synthetic",
 ]
 
 COLUMNS = ("user_id", "item_id", "rating", "timestamp")

@@ -10,12 +10,18 @@ from mxnet import gluon, use_np
 
 from .metrics import auc_from_counts, hit_rate_from_counts, rank_counts, ranking_metrics
 from .parallel import split_and_load
-from .sampling import Candidates, candidate_pairs, is_seen, seen_keys
+from .sampling import Candidates, candidate_pairs
 
-__all__ = ["evaluate_model", "evaluate_ranking", "score_users"]
+__all__ = ["evaluate_model", "evaluate_ranking", "score_pairs", "score_users"]
 
 # Pairs scored per forward pass; 4 MiB of float32 scores per block of users.
 DEFAULT_MAX_PAIRS = 1 << 20
+# Peak bytes per (user, item) pair of a full-ranking block: the scores, their
+# gathered copy, candidate and comparison masks, with headroom for temporaries.
+BYTES_PER_PAIR = 32
+# Sampled protocol: score only the candidates when the catalogue is this many
+# times larger than a row of them (else one score matrix per user is cheaper).
+PAIRWISE_RATIO = 8
 
 
 def _as_numpy(array) -> np.ndarray:
@@ -179,6 +185,37 @@ def evaluate_ranking(
     return float(user_hits.mean()), auc
 
 
+def _seen_mask(users: np.ndarray, order: np.ndarray, indptr: np.ndarray,
+               seen_items: np.ndarray, num_items: int) -> np.ndarray:
+    """Boolean (len(users), num_items): the items each user trained on, from
+    the training pairs grouped by user (``order``, ``indptr``): CSR, no dense
+    user x item matrix beyond the block."""
+    starts, stops = indptr[users], indptr[users + 1]
+    lengths = stops - starts
+    rows = np.repeat(np.arange(len(users)), lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    mask = np.zeros((len(users), num_items), dtype=bool)
+    mask[rows, seen_items[order[np.repeat(starts, lengths) + offsets]]] = True
+    return mask
+
+
+@use_np
+def score_pairs(net: gluon.Block, users: np.ndarray, items: np.ndarray,
+                devices: Sequence[mx.Context], *, max_pairs: int = DEFAULT_MAX_PAIRS
+                ) -> np.ndarray:
+    """Scores of the given (user, item) pairs through the network, in batches of
+    at most ``max_pairs`` split across ``devices``; shape (n,), float32."""
+    out = np.empty(len(users), dtype=np.float32)
+    for start in range(0, len(users), max_pairs):
+        stop = start + max_pairs
+        columns = [mx.np.array(np.asarray(values[start:stop], dtype=np.int32), dtype=np.int32)
+                   for values in (users, items)]
+        shards = split_and_load(columns, devices)
+        out[start:stop] = np.concatenate([net(*shard).asnumpy().reshape(-1)
+                                          for shard in zip(*shards)])
+    return out
+
+
 def evaluate_model(
     net: gluon.Block,
     test_users: np.ndarray,
@@ -191,6 +228,7 @@ def evaluate_model(
     negatives: np.ndarray | None = None,
     ks: Sequence[int] = (10, 50),
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    memory_mb: float | None = None,
 ) -> Dict[str, float]:
     """``hr@k`` and ``ndcg@k`` for each ``k``, ``auc`` and ``mrr``, averaged over
     the test pairs (one per user under leave-last-out).
@@ -211,15 +249,26 @@ def evaluate_model(
         ``None``: the full protocol, against every item the user did not train on.
     ks
         Cut-offs.
+    max_pairs
+        (user, item) scores held at once; users are evaluated in blocks of
+        ``max_pairs // num_items``.
+    memory_mb
+        A memory bound for those blocks instead of ``max_pairs`` (about
+        :data:`BYTES_PER_PAIR` bytes per pair).
 
     The tie rule is :func:`evaluate_ranking`'s: ties broken uniformly at random,
-    in expectation, so a constant model scores at chance.
+    in expectation, so a constant model scores at chance. With a catalogue much
+    larger than the sampled candidates, only the candidates are scored.
     """
     test_users = np.asarray(test_users, dtype=np.int64)
     test_items = np.asarray(test_items, dtype=np.int64)
     if any(int(k) != k or not 1 <= k <= num_items for k in ks):
         raise ValueError(f"every k must be a positive integer at most the catalogue size "
                          f"{num_items}; got {list(ks)}")
+    if memory_mb is not None:
+        if not memory_mb > 0:
+            raise ValueError(f"memory_mb must be positive; got {memory_mb!r}")
+        max_pairs = max(1, int(memory_mb * 2**20) // BYTES_PER_PAIR)
     if negatives is not None:
         negatives = np.asarray(negatives, dtype=np.int64)
         if negatives.shape[0] != len(test_users):
@@ -227,8 +276,15 @@ def evaluate_model(
                              f"got {negatives.shape[0]}")
     if len(test_users) == 0:
         return {name: float("nan") for name in _metric_names(ks)}
+    if negatives is not None and num_items > PAIRWISE_RATIO * (negatives.shape[1] + 1):
+        return _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
+                                       max_pairs)
     order = np.argsort(test_users, kind="stable")
-    keys = seen_keys(seen_users, seen_items, num_items)
+    seen_users = np.asarray(seen_users, dtype=np.int64)
+    seen_order = np.argsort(seen_users, kind="stable")
+    indptr = np.searchsorted(seen_users[seen_order],
+                             np.arange(int(max(seen_users.max(initial=-1), test_users.max())) + 2))
+    seen_items = np.asarray(seen_items, dtype=np.int64)
     per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
                                        for name in _metric_names(ks)}
     pairs_per_pass = max(1, max_pairs // num_items)
@@ -241,8 +297,7 @@ def evaluate_model(
         index = np.arange(len(pairs))
         target = scores[index, test_items[pairs]]
         if negatives is None:
-            grid = test_users[pairs][:, None] * num_items + np.arange(num_items)[None, :]
-            candidates = ~is_seen(grid, keys)
+            candidates = ~_seen_mask(users, seen_order, indptr, seen_items, num_items)[rows]
             candidates[index, test_items[pairs]] = True
         else:  # -1 pads rows with fewer negatives
             rows_negatives = negatives[pairs]
@@ -253,6 +308,27 @@ def evaluate_model(
         higher, ties, num_candidates = rank_counts(scores, target, candidates)
         for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
             per_pair[name][pairs] = values
+    return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
+
+
+def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
+                            max_pairs) -> Dict[str, float]:
+    """The sampled protocol scoring only each test item and its negatives."""
+    width = negatives.shape[1] + 1
+    per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
+                                       for name in _metric_names(ks)}
+    rows_per_pass = max(1, max_pairs // width)
+    for start in range(0, len(test_users), rows_per_pass):
+        block = slice(start, start + rows_per_pass)
+        items = np.concatenate([test_items[block, None], negatives[block]], axis=1)
+        users = np.repeat(test_users[block], width)
+        scores = score_pairs(net, users, np.maximum(items, 0).reshape(-1), devices,
+                             max_pairs=max_pairs).reshape(-1, width)
+        if np.isnan(scores).any():
+            raise FloatingPointError("the network produced NaN scores; cannot rank")
+        higher, ties, num_candidates = rank_counts(scores, scores[:, 0], items >= 0)
+        for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
+            per_pair[name][block] = values
     return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
 
 

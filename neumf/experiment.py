@@ -367,12 +367,14 @@ def fit(
                      verbose=verbose, live_plot=live_plot, kvstore=kvstore)
 
 
-def shard_rows(num_rows: int, rank: int, num_workers: int) -> np.ndarray:
+def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) -> np.ndarray:
     """Row indices of worker ``rank``'s shard: every ``num_workers``-th row,
-    padded by repeating its first rows so that every shard has the same length
-    (synchronous workers must take the same number of steps)."""
+    padded by repeating its first rows to the same length for every worker,
+    a multiple of ``multiple``: synchronous workers must take the same number
+    of steps, and MXNet's server-side optimizer needs one batch size."""
     rows = np.arange(rank, num_rows, num_workers)
     length = -(-num_rows // num_workers)
+    length = -(-length // multiple) * multiple
     return np.resize(rows, length) if len(rows) else rows
 
 
@@ -395,7 +397,8 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     candidates = train_data.candidates() if tutorial_eval else None
     rows, seed = slice(None), config.seed
     if isinstance(kvstore, mx.kvstore.KVStore) and kvstore.num_workers > 1:
-        rows = shard_rows(len(train_data.train_users), kvstore.rank, kvstore.num_workers)
+        rows = shard_rows(len(train_data.train_users), kvstore.rank, kvstore.num_workers,
+                          config.batch_size)
         seed = None if seed is None else seed + kvstore.rank  # own negatives per worker
     sampler = PRDataset(train_data.train_users[rows], train_data.train_items[rows], None,
                         data.num_items, seed=seed,

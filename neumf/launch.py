@@ -1,0 +1,97 @@
+"""Run a command as MXNet distributed-KVStore workers on this host: a scheduler,
+parameter servers and workers, wired by the ``DMLC_*`` environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Dict, List, Mapping, Sequence
+
+__all__ = ["launch"]
+
+# Importing mxnet with DMLC_ROLE=server or scheduler runs that role, then exits.
+_PS_COMMAND = (sys.executable, "-c", "import mxnet")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _stop(processes: Sequence[subprocess.Popen], grace: float = 5.0) -> None:
+    """Terminate the process groups still running, then kill what is left."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, *,
+           host: str = "127.0.0.1", port: int | None = None, timeout: float | None = None,
+           env: Mapping[str, str] | None = None) -> int:
+    """Start a scheduler, ``num_servers`` servers and ``num_workers`` copies of
+    ``command`` on this host and wait for the workers.
+
+    The command should train with ``kvstore='dist_sync'`` (or ``dist_async``),
+    e.g. ``['neumf', 'train', ..., '--kvstore', 'dist_sync']``; a leading
+    ``neumf`` runs this Python's ``-m neumf``. Every role gets
+    ``DMLC_PS_ROOT_URI=host``, ``DMLC_PS_ROOT_PORT=port`` (a free one by
+    default), ``DMLC_NUM_WORKER`` and ``DMLC_NUM_SERVER``. Across hosts, run
+    the same environment by hand (README, "Many machines").
+
+    Returns
+    -------
+    0 when every worker succeeded, else the first failing worker's exit code
+    (or 124 when ``timeout`` seconds passed). All started processes are
+    stopped before returning, whatever happened.
+    """
+    for name, value in (("num_workers", num_workers), ("num_servers", num_servers)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    command = list(command)
+    if not command:
+        raise ValueError("command is empty: give the worker command after --")
+    if command[0] == "neumf":
+        command = [sys.executable, "-m", "neumf", *command[1:]]
+    base: Dict[str, str] = {**os.environ, **(env or {}),
+                            "DMLC_PS_ROOT_URI": host,
+                            "DMLC_PS_ROOT_PORT": str(port or _free_port(host)),
+                            "DMLC_NUM_WORKER": str(num_workers),
+                            "DMLC_NUM_SERVER": str(num_servers)}
+
+    def start(role: str, argv: Sequence[str]) -> subprocess.Popen:
+        # own process group: stopping a role also stops anything it started
+        return subprocess.Popen(list(argv), env={**base, "DMLC_ROLE": role},
+                                start_new_session=True)
+
+    helpers: List[subprocess.Popen] = []
+    workers: List[subprocess.Popen] = []
+    try:
+        helpers.append(start("scheduler", _PS_COMMAND))
+        helpers.extend(start("server", _PS_COMMAND) for _ in range(num_servers))
+        workers.extend(start("worker", command) for _ in range(num_workers))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            codes = [worker.poll() for worker in workers]
+            failed = [code for code in codes if code not in (None, 0)]
+            if failed:
+                return failed[0]
+            if all(code == 0 for code in codes):
+                return 0
+            if deadline is not None and time.monotonic() > deadline:
+                return 124
+            time.sleep(0.1)
+    finally:
+        _stop(workers)
+        _stop(helpers)
