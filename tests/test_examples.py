@@ -27,3 +27,21 @@ def test_tutorial_by_imports_runs(planted_dir):
     done = _run("tutorial_by_imports.py", "--data-dir", str(planted_dir), "--epochs", "2")
     assert done.returncode == 0, done.stderr
     assert "test hit rate" in done.stdout
+
+
+def test_paper_protocol_runs_on_files_written_from_ml100k(planted_dir):
+    done = _run("paper_protocol.py", "--data-dir", str(planted_dir), "--from-ml100k",
+                "--num-epochs", "2", "--only", "popularity", "gmf", "neumf-pretrained")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| popularity", "| gmf",
+                                                         "| neumf-pretrained"]
+    assert '"towers": {"gmf"' in done.stdout  # the pretrained row reports its towers
+
+
+def test_sweep_runs_one_row(planted_dir):
+    done = _run("sweep_ml100k.py", "--data-dir", str(planted_dir), "--rows", "9",
+                "--seeds", "0", "1")
+    assert done.returncode == 0, done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("| loss=")]
+    assert len(table) == 1 and "->" in table[0]
