@@ -22,6 +22,7 @@ from mxnet import gluon
 from .datasets import RecData
 from .model import NeuMF
 from .parallel import try_all_gpus
+from .training import updaters
 
 __all__ = ["RunError", "export_net", "load_model", "read_run", "save_run"]
 
@@ -79,15 +80,6 @@ def _json_safe(value):
     return value
 
 
-def _updaters(trainer: gluon.Trainer) -> list:
-    """The updaters holding the optimizer state, wherever the trainer keeps them."""
-    if not trainer._kv_initialized:
-        trainer._init_kvstore()
-    if trainer._update_on_kvstore:
-        return [trainer._kvstore._updater]
-    return list(trainer._updaters)
-
-
 def _structural_names(trainer: gluon.Trainer, net: NeuMF) -> Dict[int, str]:
     """Trainer index -> structural parameter name (``mlp.0.weight``): indices and
     MXNet's own names depend on creation order, so state is saved by structure."""
@@ -97,7 +89,7 @@ def _structural_names(trainer: gluon.Trainer, net: NeuMF) -> Dict[int, str]:
 
 def _optimizer_state(trainer: gluon.Trainer, net: NeuMF) -> Tuple[Dict[str, mx.nd.NDArray],
                                                                     Dict]:
-    updater = _updaters(trainer)[0]
+    updater = updaters(trainer)[0]
     names = _structural_names(trainer, net)
     arrays, layout = {}, {}
     for index, state in updater.states.items():
@@ -118,7 +110,7 @@ def _optimizer_state(trainer: gluon.Trainer, net: NeuMF) -> Tuple[Dict[str, mx.n
 def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
                        arrays: Dict[str, mx.nd.NDArray], meta: Dict) -> None:
     index_of = {name: index for index, name in _structural_names(trainer, net).items()}
-    for updater in _updaters(trainer):
+    for updater in updaters(trainer):
         for name, entry in meta["layout"].items():
             parts = [None if key is None else arrays[key].copy() for key in entry["parts"]]
             updater.states[index_of[name]] = tuple(parts) if entry["tuple"] else parts[0]
