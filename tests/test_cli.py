@@ -35,7 +35,7 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert err.startswith("neumf: error:") and "line 1" in err
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "recommend"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend", "launch"])
 def test_help_documents_every_option(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -98,3 +98,16 @@ def test_resume_from_the_command_line(planted_dir, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert [h["epoch"] for h in report["history"]] == [1, 2, 3]
     assert report["config"]["batch_size"] == 64
+
+
+def test_preset_flags_override_only_when_given(planted_dir, capsys):
+    main(["train", "--data-dir", str(planted_dir), "--preset", "best", "--num-epochs", "2",
+          "--patience", "0", "--seed", "0", "--json"])
+    config = json.loads(capsys.readouterr().out)["config"]
+    # from the preset, untouched by the flags' defaults
+    assert config["num_factors"] == 64 and config["nums_hiddens"] == [128, 64]
+    # given on the command line, even where equal to FitConfig's default
+    assert config["num_epochs"] == 2 and config["patience"] == 0
+    main(["train", "--data-dir", str(planted_dir), "--preset", "best", "--num-factors", "10",
+          "--num-epochs", "1", "--json"])
+    assert json.loads(capsys.readouterr().out)["config"]["num_factors"] == 10
