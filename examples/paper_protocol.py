@@ -8,7 +8,9 @@ On the NCF authors' files (``ml-1m.train.rating``, ``.test.rating``,
     python examples/paper_protocol.py --data-dir DIR --name ml-1m
 
 Without them, ``--from-ml100k`` writes MovieLens-100K in that format first
-(leave-last-out, 99 sampled negatives per test user) and runs on it:
+(leave-last-out, 99 sampled negatives per test user) and runs on it, and
+``--synthetic-ml1m`` does the same with synthetic data of ML-1M's size (for
+timings: ``--num-epochs 1``):
 
     python examples/paper_protocol.py --data-dir ../shared/data --from-ml100k
 
@@ -42,15 +44,23 @@ def main() -> None:
     parser.add_argument("--name", default="ml-1m", help="prefix of the NCF files")
     parser.add_argument("--from-ml100k", action="store_true",
                         help="write ML-100K in the NCF format first and use it")
+    parser.add_argument("--synthetic-ml1m", action="store_true",
+                        help="write ML-1M-sized synthetic data (6,040 users, 3,706 items, "
+                             "1,000,209 interactions) in the NCF format first: timings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", default=None, help="run only these rows")
     parser.add_argument("--num-epochs", type=int, default=None,
                         help="override every preset's epochs (quick checks)")
     args = parser.parse_args()
     data_dir, name = args.data_dir, args.name
-    if args.from_ml100k:
-        data = neumf.load_dataset("ml-100k", args.data_dir)
-        data_dir, name = tempfile.mkdtemp(prefix="neumf-ncf-"), "ml-100k"
+    if args.from_ml100k or args.synthetic_ml1m:
+        if args.synthetic_ml1m:
+            from neumf.data import synthetic
+            data = neumf.from_frame(synthetic(6040, 3706, 1_000_209, seed=args.seed))
+            name = "synthetic-ml1m"
+        else:
+            data, name = neumf.load_dataset("ml-100k", args.data_dir), "ml-100k"
+        data_dir = tempfile.mkdtemp(prefix="neumf-ncf-")
         neumf.write_ncf(data, data_dir, name, sampled_negatives(data, 99, seed=args.seed))
     print("| model | preset | HR@10 | NDCG@10 | epochs | minutes (CPU) |")
     print("|---|---|---|---|---|---|")

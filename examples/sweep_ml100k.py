@@ -20,7 +20,7 @@ import numpy as np
 
 import neumf
 
-# Every row starts from the "best" preset's validation and early-stopping settings.
+# Each row changes BASE (below); factors and tower otherwise come from the "best" preset.
 GRID = (
     {"loss": "bpr", "num_factors": 64, "nums_hiddens": (128, 64)},
     {"loss": "log", "num_factors": 64, "nums_hiddens": (128, 64)},
@@ -47,13 +47,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# model selection: validation split, early stopping
-SELECT = {"validation": True, "patience": 4, "num_epochs": 20, "monitor": "ndcg@10"}
+# what every row shares (the sweep's starting point), then model selection:
+# validation split, early stopping
+BASE = {"lr": 1e-3, "wd": 0.0, "num_negatives": 4, "batch_size": 1024}
+SELECT = {"validation": True, "patience": 4, "num_epochs": 20, "monitor": "ndcg@10",
+          "eval_step": 1}
 
 
 def select(settings: dict, seed: int, data_dir) -> dict:
     result = neumf.fit(data_dir=data_dir, preset="best", seed=seed, verbose=False,
-                       **{**settings, **SELECT})
+                       **{**BASE, **settings, **SELECT})
     best = [h for h in result.history if h["epoch"] == result.best_epoch][0]
     return {"val_ndcg@10": best["val_ndcg@10"], "best_epoch": result.best_epoch}
 
@@ -61,8 +64,8 @@ def select(settings: dict, seed: int, data_dir) -> dict:
 def refit(settings: dict, seed: int, data_dir, num_epochs: int) -> dict:
     wall, cpu = time.perf_counter(), cpu_seconds()
     result = neumf.fit(data_dir=data_dir, preset="best", seed=seed, verbose=False,
-                       **{**settings, "validation": False, "patience": 0,
-                          "num_epochs": num_epochs})
+                       **{**BASE, **settings, "validation": False, "patience": 0,
+                          "num_epochs": num_epochs, "eval_step": num_epochs})
     return {**result.metrics, "wall_s": time.perf_counter() - wall,
             "cpu_s": cpu_seconds() - cpu}
 

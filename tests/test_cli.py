@@ -105,7 +105,7 @@ def test_preset_flags_override_only_when_given(planted_dir, capsys):
           "--patience", "0", "--seed", "0", "--json"])
     config = json.loads(capsys.readouterr().out)["config"]
     # from the preset, untouched by the flags' defaults
-    assert config["num_factors"] == 64 and config["nums_hiddens"] == [128, 64]
+    assert config["num_factors"] == 128 and config["nums_hiddens"] == [128, 64]
     # given on the command line, even where equal to FitConfig's default
     assert config["num_epochs"] == 2 and config["patience"] == 0
     main(["train", "--data-dir", str(planted_dir), "--preset", "best", "--num-factors", "10",
