@@ -51,7 +51,7 @@ _HELP = {
                 "the data set's negatives, or --eval-negatives random ones)",
     "eval_negatives": "negatives per test pair for the sampled protocol without given ones",
     "k": "cut-off of the hit rate",
-    "eval_step": "evaluate every this many epochs",
+    "eval_step": "evaluate every this many epochs; 0: only once, after training",
     "tutorial_exact": "train through the tutorial's sigmoid output (collapses; for comparison)",
     "seed": "seed for initialisation, shuffling and negative sampling",
     "model": "neumf, its towers gmf or mlp, or the baselines mf (dot product) and popularity",

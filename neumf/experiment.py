@@ -48,7 +48,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "best": types.MappingProxyType({
         "num_factors": 128, "nums_hiddens": (128, 64), "lr": 1e-3, "wd": 0.0,
         "loss": "bpr", "num_negatives": 4, "batch_size": 1024, "num_epochs": 9,
-        "eval_step": 9}),
+        "eval_step": 0}),
     "gmf": types.MappingProxyType({**_NCF, "model": "gmf"}),
     "mlp": types.MappingProxyType({**_NCF, "model": "mlp"}),
     "neumf": types.MappingProxyType({**_NCF, "model": "neumf"}),
@@ -75,6 +75,8 @@ class FitConfig:
     across processes started by ``neumf launch``, each worker on its own shard
     of the training pairs with ``batch_size`` per worker.
     ``ks`` are the cut-offs of the final ``hr@k``/``ndcg@k`` (with ``k``).
+    ``eval_step=0`` skips per-epoch evaluation: the test set is ranked once, at
+    the end.
     ``validation=True`` holds out each user's latest training interaction;
     per-epoch evaluation then uses those pairs (``val_*`` history keys), and
     with ``patience=N`` training stops after N evaluations without a better
@@ -119,7 +121,11 @@ class FitConfig:
     def __post_init__(self):
         object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
         object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
-        for name in ("num_factors", "batch_size", "k", "eval_step", "eval_negatives",
+        if int(self.eval_step) != self.eval_step or self.eval_step < 0:
+            raise ValueError(f"eval_step must be a non-negative integer; got {self.eval_step!r}")
+        if self.eval_step == 0 and self.validation:
+            raise ValueError("validation needs per-epoch evaluation: eval_step >= 1")
+        for name in ("num_factors", "batch_size", "k", "eval_negatives",
                      "num_negatives"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
@@ -424,7 +430,10 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     def make_result(metrics: Dict[str, float], trainer=None, history=(), best=(None, None),
                     towers=None) -> FitResult:
         evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
-        last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
+        # without per-epoch evaluation, the final test metrics stand in
+        last = evaluated[-1] if evaluated else {
+            "hit_rate": metrics.get(f"hr@{config.k}", float("nan")),
+            "auc": metrics.get("auc", float("nan"))}
         return FitResult(net=net, config=config, history=list(history),
                          num_users=data.num_users, num_items=data.num_items,
                          hit_rate=last["hit_rate"], auc=last["auc"], metrics=metrics,
@@ -503,7 +512,8 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         net, sampler.loader(config.batch_size, num_negatives=config.num_negatives),
         train_data.test_input() if tutorial_eval else None, loss, trainer, None,
         data.num_users, data.num_items, remaining, devices, evaluator,
-        candidates, config.eval_step, verbose=verbose, on_epoch_end=on_epoch_end,
+        candidates, config.eval_step or config.num_epochs + 1, verbose=verbose,
+        on_epoch_end=on_epoch_end,
         initial_epoch=len(history))
     best_epoch = _epochs_since_best(history, monitor_key)[0] if config.validation else None
     if best_epoch is not None and config.restore_best and best_params is not None:

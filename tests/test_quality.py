@@ -214,3 +214,12 @@ def test_write_ncf_round_trips(planted_dir, tmp_path):
 def test_config_fields_round_trip_with_new_fields():
     config = FitConfig(**PRESETS["neumf-pretrained"])
     assert FitConfig(**dataclasses.asdict(config)) == config
+
+
+def test_eval_step_zero_ranks_the_test_set_once(planted_dir):
+    result = fit(data_dir=planted_dir, seed=0, num_factors=4, nums_hiddens=[4], num_epochs=3,
+                 batch_size=64, eval_step=0, k=10, verbose=False)
+    assert all(np.isnan(h["hit_rate"]) and h["eval_seconds"] == 0 for h in result.history)
+    assert result.hit_rate == result.metrics["hr@10"] and result.auc == result.metrics["auc"]
+    with pytest.raises(ValueError, match="validation needs per-epoch evaluation"):
+        FitConfig(eval_step=0, validation=True)
