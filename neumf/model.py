@@ -53,7 +53,7 @@ class _Ranker(nn.HybridBlock):
     nums_hiddens: tuple = ()
     output_activation = None
 
-    def score_matrix(self, user_ids: np.ndarray, max_pairs: int = 1 << 14) -> np.ndarray:
+    def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """Scores of every item for each user, in NumPy, without a forward pass
         per pair. Equals ``net(user, item)`` up to float32 rounding.
 
@@ -62,7 +62,8 @@ class _Ranker(nn.HybridBlock):
         user_ids
             Shape (n,), 0-based.
         max_pairs
-            (user, item) pairs per block of the per-pair MLP layers.
+            (user, item) pairs per block of the per-pair MLP layers (default:
+            8 MiB of activations, see :func:`neumf.scoring.neumf_scores`).
 
         Returns
         -------
@@ -273,7 +274,7 @@ class Popularity(_Ranker):
         # user_id joins the graph (times 0) so both inputs stay used
         return F.np.expand_dims(F.np.take(counts, item_id) + 0 * user_id, 1)
 
-    def score_matrix(self, user_ids: np.ndarray, max_pairs: int = 1 << 14) -> np.ndarray:
+    def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """The counts, repeated for each of ``user_ids``: shape (n, num_items)."""
         counts = self.counts.data().asnumpy()
         return np.broadcast_to(counts, (len(np.atleast_1d(user_ids)), len(counts))).copy()

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = ["flush_tiny", "neumf_scores", "prune_mlp"]
 
 TINY_WEIGHT = 1e-15
+BLOCK_FLOATS = 1 << 21  # float32 activations per per-pair block: 8 MiB
 
 Layers = List[Tuple[np.ndarray, np.ndarray]]
 
@@ -55,7 +56,7 @@ def prune_mlp(user_half: np.ndarray, item_half: np.ndarray, layers: Layers,
 
 def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_factors: int,
                  num_layers: int, mlp_factors: int | None = None,
-                 max_pairs: int = 1 << 14) -> np.ndarray:
+                 max_pairs: int | None = None) -> np.ndarray:
     """Scores (before any output activation) of every item for each user, for
     NeuMF and for either of its towers alone (GMF, MLP).
 
@@ -75,7 +76,8 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     mlp_factors
         MLP embedding width; default ``num_factors``.
     max_pairs
-        Pairs per block of the per-pair layers (a memory and cache bound).
+        Pairs per block of the per-pair layers (a memory and cache bound);
+        default: as many as fit 8 MiB of the widest layer's activations.
 
     Returns
     -------
@@ -105,8 +107,10 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     scores += np.float32(offset)
     if out_weight.size == 0:
         return scores  # every MLP unit is constant: GMF alone ranks
-    users_per_block = max(1, max_pairs // num_items)
     widths = [item_half.shape[1]] + [weight.shape[0] for weight, _ in layers]
+    if max_pairs is None:  # larger blocks, fewer calls; within a cache-friendly size
+        max_pairs = BLOCK_FLOATS // max(widths)
+    users_per_block = max(1, max_pairs // num_items)
     # two buffers reused in place: the per-pair layers are memory-bound
     buffers = [np.empty(users_per_block * num_items * max(widths), dtype=np.float32)
                for _ in range(2)]
