@@ -369,9 +369,9 @@ def _ncf(data_dir, name: str | None) -> RecData:
     if not name:
         raise ValueError("dataset 'ncf' needs name=, e.g. 'ml-1m' for ml-1m.train.rating")
     base = data_home(data_dir) / name
-    names, kinds = ("user", "item"), ("int", "int")
-    train = _read_table(Path(f"{base}.train.rating"), "\t", names, kinds)
-    test = _read_table(Path(f"{base}.test.rating"), "\t", names, kinds)
+    names, kinds = ("user", "item", "rating", "timestamp"), ("int", "int", "rating", "timestamp")
+    train = _read_table(Path(f"{base}.train.rating"), "\t", names, kinds, min_columns=2)
+    test = _read_table(Path(f"{base}.test.rating"), "\t", names, kinds, min_columns=2)
     train_users, train_items = (train.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
     test_users, test_items = (test.iloc[:, c].astype(np.int64).to_numpy() for c in (0, 1))
     negatives = _read_negatives(Path(f"{base}.test.negative"), test_users, test_items)
@@ -392,9 +392,11 @@ def _ncf(data_dir, name: str | None) -> RecData:
                       f"the catalogue and {int(is_target.sum())} equal to their test item",
                       UserWarning, stacklevel=3)
         negatives = np.where(outside | is_target, -1, negatives)
+    times = (train.iloc[:, 3].astype(np.int64).to_numpy() if train.shape[1] >= 4
+             else None)  # without timestamps, file order is time order
     return RecData(name, train_users, train_items, test_users, test_items, num_users,
                    num_items, np.arange(num_users).astype(str),
-                   np.arange(num_items).astype(str), negatives)
+                   np.arange(num_items).astype(str), negatives, times)
 
 
 def _dense_id_space(ids: np.ndarray, path: Path, what: str) -> int:

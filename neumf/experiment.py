@@ -53,7 +53,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "mlp": types.MappingProxyType({**_NCF, "model": "mlp"}),
     "neumf": types.MappingProxyType({**_NCF, "model": "neumf"}),
     "neumf-pretrained": types.MappingProxyType({
-        **_NCF, "model": "neumf", "pretrain": True, "optimizer": "sgd", "lr": 0.05}),
+        **_NCF, "model": "neumf", "pretrain": True, "pretrain_epochs": 10,
+        "optimizer": "sgd", "lr": 0.05}),
 })
 
 

@@ -208,6 +208,7 @@ def test_write_ncf_round_trips(planted_dir, tmp_path):
     for field in ("train_users", "train_items", "test_users", "test_items"):
         np.testing.assert_array_equal(getattr(back, field), getattr(data, field))
     np.testing.assert_array_equal(back.test_negatives, negatives)
+    np.testing.assert_array_equal(back.train_times, data.train_times)  # validation uses them
     assert (back.num_users, back.num_items) == (data.num_users, data.num_items)
 
 
