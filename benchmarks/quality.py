@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import time
 import warnings
 
 import numpy as np
@@ -33,11 +31,6 @@ ROWS = (
 METRICS = ("hr@10", "ndcg@10", "hr@50", "auc", "mrr")
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
@@ -51,13 +44,12 @@ def main() -> None:
             continue
         runs = []
         for seed in args.seeds:
-            cpu, wall = cpu_seconds(), time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = neumf.fit(data_dir=args.data_dir, seed=seed, verbose=False,
                                    **settings)
-            runs.append({**result.metrics, "cpu_min": (cpu_seconds() - cpu) / 60,
-                         "wall_s": time.perf_counter() - wall})
+            runs.append({**result.metrics, "cpu_min": result.seconds["cpu"] / 60,
+                         "wall_s": result.seconds["wall"]})
             print(json.dumps({"model": label, "seed": seed, **settings, **runs[-1]}),
                   flush=True)
 

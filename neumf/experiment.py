@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +192,8 @@ class FitResult:
     ``val_*`` metrics) and what is needed to save, resume, recommend and export
     (see :mod:`neumf.runs`). ``best_epoch`` is the epoch whose weights ``net``
     holds when early stopping restored them; ``towers`` the test metrics of
-    the pretrained GMF and MLP."""
+    the pretrained GMF and MLP; ``seconds`` the ``wall`` and ``cpu`` (process,
+    all threads) seconds of the :func:`fit` call."""
 
     net: NeuMF
     config: FitConfig
@@ -208,6 +210,7 @@ class FitResult:
     best_epoch: int | None = None
     best_params: Dict[str, np.ndarray] | None = None
     towers: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
 
     def save(self, run_dir: Union[str, os.PathLike], *, final: bool = True) -> Path:
         """Write the run (model, configuration, id maps, optimizer and sampler
@@ -330,6 +333,7 @@ def fit(
     >>> result = neumf.fit(preset="best", seed=0)          # doctest: +SKIP
     >>> result.metrics["hr@10"], result.best_epoch         # doctest: +SKIP
     """
+    wall, cpu = time.perf_counter(), time.process_time()
     saved = None
     if resume is not None and out is None:
         out = resume  # continuing a run keeps checkpointing it
@@ -373,8 +377,10 @@ def fit(
         raise ValueError(f"k={config.k} is larger than the catalogue of {data.num_items} items")
     source = {"dataset": dataset, "name": name, "preset": preset,
               "data_dir": None if data_dir is None else str(data_dir)}
-    return _fit_data(data, config, devices, source=source, saved=saved, out=out,
-                     verbose=verbose, live_plot=live_plot, kvstore=kvstore)
+    result = _fit_data(data, config, devices, source=source, saved=saved, out=out,
+                       verbose=verbose, live_plot=live_plot, kvstore=kvstore)
+    result.seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    return result
 
 
 def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) -> np.ndarray:

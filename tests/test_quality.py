@@ -224,3 +224,9 @@ def test_eval_step_zero_ranks_the_test_set_once(planted_dir):
     assert result.hit_rate == result.metrics["hr@10"] and result.auc == result.metrics["auc"]
     with pytest.raises(ValueError, match="validation needs per-epoch evaluation"):
         FitConfig(eval_step=0, validation=True)
+
+
+def test_fit_reports_its_seconds(planted_dir):
+    result = fit(data_dir=planted_dir, seed=0, num_epochs=1, verbose=False)
+    assert 0 < result.seconds["wall"] < 120 and result.seconds["cpu"] > 0
+    assert result.seconds["wall"] >= sum(h["train_seconds"] for h in result.history)
