@@ -12,16 +12,12 @@ from typing import Sequence
 import mxnet as mx
 
 from . import __version__
-from .data import SPLIT_MODES, DataError
+from .data import DataError
 from .datasets import DATASETS
 from .download import DownloadError
 from .evaluation import evaluate_model
 from .experiment import (
-    DENSE_INITS,
-    KVSTORES,
-    LOSSES,
-    MODELS,
-    OPTIMIZERS,
+    CHOICES,
     PRESETS,
     PROTOCOLS,
     FitConfig,
@@ -71,9 +67,6 @@ _HELP = {
     "kvstore": "gradient aggregation: device or local across --devices; dist_sync or "
                "dist_async across the workers of 'neumf launch'",
 }
-_CHOICES = {"loss": tuple(LOSSES), "split_mode": SPLIT_MODES, "optimizer": OPTIMIZERS,
-            "protocol": PROTOCOLS, "model": MODELS, "pretrain_optimizer": OPTIMIZERS,
-            "dense_init": DENSE_INITS, "kvstore": KVSTORES}
 _LISTS = ("nums_hiddens", "ks")
 
 
@@ -96,7 +89,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, track_given: bool) -> Non
                                 + (" (default: on)" if default else ""), **options)
         else:
             parser.add_argument(flag, type=_kind(spec), nargs="+" if spec.name in _LISTS
-                                else None, choices=_CHOICES.get(spec.name),
+                                else None, choices=CHOICES.get(spec.name),
                                 help=f"{_HELP[spec.name]} (default: {default})", **options)
 
 

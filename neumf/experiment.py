@@ -33,6 +33,11 @@ PROTOCOLS = ("full", "sampled")
 MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
 DENSE_INITS = ("normal", "xavier")
 KVSTORES = ("device", "local", "dist_sync", "dist_async")
+# FitConfig fields that take one of a few names (also the CLI's choices)
+CHOICES: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
+    "optimizer": OPTIMIZERS, "pretrain_optimizer": OPTIMIZERS, "loss": tuple(LOSSES),
+    "split_mode": SPLIT_MODES, "protocol": PROTOCOLS, "model": MODELS,
+    "dense_init": DENSE_INITS, "kvstore": KVSTORES})
 
 # The NCF paper's protocol (He et al., 2017, section 4.1): 4 negatives per
 # positive, log loss, batch 256, 99 sampled negatives, HR@10 and NDCG@10,
@@ -143,12 +148,6 @@ class FitConfig:
                              "test set would select the model on it")
         if not self.ks or min(self.ks) < 1:
             raise ValueError(f"ks must be a non-empty list of positive integers; got {self.ks!r}")
-        if self.kvstore not in KVSTORES:
-            raise ValueError(f"kvstore must be one of {KVSTORES}; got {self.kvstore!r}")
-        if self.dense_init not in DENSE_INITS:
-            raise ValueError(f"dense_init must be one of {DENSE_INITS}; got {self.dense_init!r}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
         if self.pretrain and self.model != "neumf":
             raise ValueError(f"pretrain applies to model 'neumf' only; got {self.model!r}")
         if self.model != "neumf" and self.tutorial_exact:
@@ -160,9 +159,6 @@ class FitConfig:
                              f"got {self.monitor!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1]; got {self.alpha!r}")
-        if self.pretrain_optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"pretrain_optimizer must be one of {OPTIMIZERS}; "
-                             f"got {self.pretrain_optimizer!r}")
         if not self.pretrain_lr > 0:
             raise ValueError(f"pretrain_lr must be positive; got {self.pretrain_lr!r}")
         if int(self.num_epochs) != self.num_epochs or self.num_epochs < 0:
@@ -175,14 +171,10 @@ class FitConfig:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
         if not self.wd >= 0:
             raise ValueError(f"wd must be non-negative; got {self.wd!r}")
-        if self.optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
-        if self.split_mode not in SPLIT_MODES:
-            raise ValueError(f"split_mode must be one of {SPLIT_MODES}; got {self.split_mode!r}")
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}; got {self.protocol!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {tuple(LOSSES)}; got {self.loss!r}")
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if (value.lower() if name.endswith("optimizer") else value) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
 
 
 @dataclass
@@ -437,10 +429,10 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     def make_result(metrics: Dict[str, float], trainer=None, history=(), best=(None, None),
                     towers=None) -> FitResult:
         evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
-        # without per-epoch evaluation, the final test metrics stand in
-        last = evaluated[-1] if evaluated else {
-            "hit_rate": metrics.get(f"hr@{config.k}", float("nan")),
-            "auc": metrics.get("auc", float("nan"))}
+        last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
+        if config.eval_step == 0:  # no per-epoch evaluation: the final test metrics
+            last = {"hit_rate": metrics.get(f"hr@{config.k}", float("nan")),
+                    "auc": metrics.get("auc", float("nan"))}
         return FitResult(net=net, config=config, history=list(history),
                          num_users=data.num_users, num_items=data.num_items,
                          hit_rate=last["hit_rate"], auc=last["auc"], metrics=metrics,
