@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
-import time
 
 import neumf
 from neumf.experiment import sampled_negatives
 
 MODELS = (("popularity", {"model": "popularity"}), ("mf", {"model": "mf"}),
           ("gmf", {}), ("mlp", {}), ("neumf", {}), ("neumf-pretrained", {}))
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -70,16 +63,15 @@ def main() -> None:
         preset = label if label in neumf.PRESETS else "gmf"  # baselines: the GMF protocol
         if args.num_epochs is not None:
             extra = {**extra, "num_epochs": args.num_epochs}
-        cpu, wall = cpu_seconds(), time.perf_counter()
         result = neumf.fit(dataset="ncf", data_dir=data_dir, name=name, preset=preset,
                            seed=args.seed, verbose=False, **extra)
-        minutes = (cpu_seconds() - cpu) / 60
+        minutes = result.seconds["cpu"] / 60
         print(f"| {label} | {preset} | {result.metrics['hr@10']:.3f} | "
               f"{result.metrics['ndcg@10']:.3f} | {len(result.history)} | {minutes:.1f} |",
               flush=True)
         print(json.dumps({"model": label, "preset": preset, **result.metrics,
                           "best_epoch": result.best_epoch, "epochs": len(result.history),
-                          "wall_s": time.perf_counter() - wall, "towers": result.towers}),
+                          "wall_s": result.seconds["wall"], "towers": result.towers}),
               flush=True)
 
 

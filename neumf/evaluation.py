@@ -14,8 +14,8 @@ from .sampling import Candidates, candidate_pairs
 
 __all__ = ["evaluate_model", "evaluate_ranking", "score_pairs", "score_users"]
 
-# Pairs scored per forward pass; 4 MiB of float32 scores per block of users.
-DEFAULT_MAX_PAIRS = 1 << 20
+# Pairs scored per block of users: 16 MiB of float32 scores (ML-100K in one block).
+DEFAULT_MAX_PAIRS = 1 << 22
 # Peak bytes per (user, item) pair of a full-ranking block: the scores, their
 # gathered copy, candidate and comparison masks, with headroom for temporaries.
 BYTES_PER_PAIR = 32

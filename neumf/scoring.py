@@ -91,10 +91,11 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     if prediction is None:
         prediction = np.ones((1, num_factors), dtype=np.float32)
     prediction = prediction[0]
-    scores = np.zeros((len(user_ids), num_items), dtype=np.float32)
     if num_factors:
         user_gmf = weights["P.weight"][user_ids] * prediction[:num_factors]
-        scores += user_gmf @ weights["Q.weight"].T
+        scores = user_gmf @ weights["Q.weight"].T  # (n, items)
+    else:
+        scores = np.zeros((len(user_ids), num_items), dtype=np.float32)
     if not num_layers:
         return scores
     first = weights["mlp.0.weight"]  # (hidden, 2 * mlp_factors): [U | V] halves
