@@ -383,10 +383,13 @@ def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) ->
     padded by repeating its first rows to the same length for every worker,
     a multiple of ``multiple``: synchronous workers must take the same number
     of steps, and MXNet's server-side optimizer needs one batch size."""
+    if num_rows < num_workers:
+        raise ValueError(f"{num_rows} training pairs cannot be shared by {num_workers} "
+                         "workers: every worker needs at least one")
     rows = np.arange(rank, num_rows, num_workers)
     length = -(-num_rows // num_workers)
     length = -(-length // multiple) * multiple
-    return np.resize(rows, length) if len(rows) else rows
+    return np.resize(rows, length)
 
 
 def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,

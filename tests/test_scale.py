@@ -86,6 +86,8 @@ def test_shards_cover_every_row_with_equal_lengths():
     assert {len(shard) for shard in shards} == {384}
     assert set(np.concatenate(shards).tolist()) == set(range(1003))
     assert all(np.all(shard % 3 == rank) for rank, shard in enumerate(shards))
+    with pytest.raises(ValueError, match="2 training pairs cannot be shared by 3 workers"):
+        shard_rows(2, 0, 3)
 
 
 def test_synthetic_has_skew_structure_and_distinct_pairs():
