@@ -208,8 +208,8 @@ def _train(args, argv: Sequence[str] | None) -> int:
                                  "history": result.history})))
     else:
         print(_metrics_line(result.metrics))
-        if args.out:
-            print(f"saved to {args.out}")
+        if result.run_dir is not None:
+            print(f"saved to {result.run_dir}")
     return 0
 
 

@@ -188,7 +188,8 @@ class FitResult:
     (see :mod:`neumf.runs`). ``best_epoch`` is the epoch whose weights ``net``
     holds when early stopping restored them; ``towers`` the test metrics of
     the pretrained GMF and MLP; ``seconds`` the ``wall`` and ``cpu`` (process,
-    all threads) seconds of the :func:`fit` call."""
+    all threads) seconds of the :func:`fit` call; ``run_dir`` the folder the
+    run was saved in (``out``, or ``out/worker-RANK`` for distributed workers)."""
 
     net: NeuMF
     config: FitConfig
@@ -206,6 +207,7 @@ class FitResult:
     best_params: Dict[str, np.ndarray] | None = None
     towers: Dict[str, Dict[str, float]] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
 
     def save(self, run_dir: Union[str, os.PathLike], *, final: bool = True) -> Path:
         """Write the run (model, configuration, id maps, optimizer and sampler
@@ -375,6 +377,7 @@ def fit(
     result = _fit_data(data, config, devices, source=source, saved=saved, out=out,
                        verbose=verbose, live_plot=live_plot, kvstore=kvstore)
     result.seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    result.run_dir = None if out is None else Path(out)
     return result
 
 

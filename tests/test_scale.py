@@ -58,6 +58,8 @@ def test_dist_sync_workers_agree_and_learn(frame, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert {f"saved to {tmp_path / 'run' / f'worker-{rank}'}" for rank in (0, 1)} <= set(
+        done.stdout.splitlines())
     workers = [load_model(tmp_path / "run" / f"worker-{rank}") for rank in (0, 1)]
     first, second = (_params(worker.net) for worker in workers)
     for name, value in first.items():
