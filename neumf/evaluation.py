@@ -16,6 +16,8 @@ __all__ = ["evaluate_model", "evaluate_ranking", "score_pairs", "score_users"]
 
 # Pairs scored per block of users: 16 MiB of float32 scores (ML-100K in one block).
 DEFAULT_MAX_PAIRS = 1 << 22
+# Pairs per forward pass of the network: each holds every layer's activations.
+FORWARD_PAIRS = 1 << 18
 # Peak bytes per (user, item) pair of a full-ranking block: the scores, their
 # gathered copy, candidate and comparison masks, with headroom for temporaries.
 BYTES_PER_PAIR = 32
@@ -201,7 +203,7 @@ def _seen_mask(users: np.ndarray, order: np.ndarray, indptr: np.ndarray,
 
 @use_np
 def score_pairs(net: gluon.Block, users: np.ndarray, items: np.ndarray,
-                devices: Sequence[mx.Context], *, max_pairs: int = DEFAULT_MAX_PAIRS
+                devices: Sequence[mx.Context], *, max_pairs: int = FORWARD_PAIRS
                 ) -> np.ndarray:
     """Scores of the given (user, item) pairs through the network, in batches of
     at most ``max_pairs`` split across ``devices``; shape (n,), float32."""
@@ -323,7 +325,7 @@ def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
         items = np.concatenate([test_items[block, None], negatives[block]], axis=1)
         users = np.repeat(test_users[block], width)
         scores = score_pairs(net, users, np.maximum(items, 0).reshape(-1), devices,
-                             max_pairs=max_pairs).reshape(-1, width)
+                             max_pairs=min(max_pairs, FORWARD_PAIRS)).reshape(-1, width)
         if np.isnan(scores).any():
             raise FloatingPointError("the network produced NaN scores; cannot rank")
         higher, ties, num_candidates = rank_counts(scores, scores[:, 0], items >= 0)
