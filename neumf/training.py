@@ -217,8 +217,10 @@ def train_ranking(
         }
         history.append(stats)
         if verbose:
-            print(f"epoch {epoch}: loss {stats['loss']:.4f}, hit rate {stats['hit_rate']:.3f}, "
-                  f"AUC {stats['auc']:.3f}, {stats['examples_per_sec']:.0f} examples/sec, "
+            metrics = (f"hit rate {stats['hit_rate']:.3f}, AUC {stats['auc']:.3f}, "
+                       if epoch % eval_step == 0 else "")
+            print(f"epoch {epoch}: loss {stats['loss']:.4f}, {metrics}"
+                  f"{stats['examples_per_sec']:.0f} examples/sec, "
                   f"train {train_seconds:.2f} s, eval {eval_seconds:.2f} s", flush=True)
         previous = history[-2]["score_spread"] if len(history) > 1 else None
         if collapse_check and not warned and score_spread_collapsed(spread, previous):
@@ -235,8 +237,10 @@ def train_ranking(
         if on_epoch_end is not None and on_epoch_end(stats):
             break
     if verbose and history:
-        print(f"train loss {history[-1]['loss']:.3f}, test hit rate {hit_rate:.3f}, "
-              f"test AUC {auc:.3f}")
+        evaluated = not math.isnan(hit_rate)
+        print(f"train loss {history[-1]['loss']:.3f}" + (
+            f", test hit rate {hit_rate:.3f}, test AUC {auc:.3f}" if evaluated
+            else " (not evaluated during training)"))
         print(f"{total_examples / total_seconds:.1f} examples/sec on {devices}")
     return history
 
