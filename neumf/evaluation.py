@@ -77,13 +77,25 @@ def score_users(
         if seq_np is not None:
             inputs.append(seq_np[pair_users])
         inputs.append(np.tile(all_items, len(block)))
-        shards = split_and_load([mx.np.array(values, dtype=values.dtype) for values in inputs],
-                                devices)
-        outputs = [net(*shard).asnumpy().reshape(-1) for shard in zip(*shards)]
-        blocks.append(np.concatenate(outputs).reshape(len(block), num_items))
+        blocks.append(_forward(net, inputs, devices, max_pairs).reshape(len(block), num_items))
     if not blocks:
         return np.zeros((0, num_items), dtype=np.float32)
-    return np.concatenate(blocks).astype(np.float32, copy=False)
+    return np.concatenate(blocks)
+
+
+@use_np
+def _forward(net: gluon.Block, columns: Sequence[np.ndarray], devices: Sequence[mx.Context],
+             max_pairs: int) -> np.ndarray:
+    """``net(*columns)`` in batches of at most ``max_pairs`` rows split across
+    ``devices``; shape (rows,), float32."""
+    out = np.empty(len(columns[0]), dtype=np.float32)
+    for start in range(0, len(out), max_pairs):
+        batch = [np.asarray(values[start:start + max_pairs]) for values in columns]
+        shards = split_and_load([mx.np.array(values, dtype=values.dtype) for values in batch],
+                                devices)
+        out[start:start + max_pairs] = np.concatenate(
+            [net(*shard).asnumpy().reshape(-1) for shard in zip(*shards)])
+    return out
 
 
 def evaluate_ranking(
@@ -152,9 +164,7 @@ def evaluate_ranking(
     row_of_user = np.full(num_users, -1, dtype=np.int64)
     row_of_user[eval_users] = np.arange(len(eval_users))
     pair_rows = row_of_user[pair_users]
-    seen_rows = row_of_user[seen_users]
-    seen_users_keep = seen_rows >= 0
-    seen_rows, seen_items = seen_rows[seen_users_keep], seen_items[seen_users_keep]
+    seen_index = _seen_index(seen_users, num_users)
 
     hits = np.zeros(len(pair_users))
     aucs = np.zeros(len(pair_users))
@@ -165,9 +175,7 @@ def evaluate_ranking(
                              seq, max_pairs=max_pairs)
         if np.isnan(scores).any():
             raise FloatingPointError("the network produced NaN scores; cannot rank")
-        seen = np.zeros(scores.shape, dtype=bool)
-        in_block = (seen_rows >= start) & (seen_rows < stop)
-        seen[seen_rows[in_block] - start, seen_items[in_block]] = True
+        seen = _seen_mask(eval_users[start:stop], seen_index, seen_items, num_items)
         pairs = np.flatnonzero((pair_rows >= start) & (pair_rows < stop))
         rows, items = pair_rows[pairs] - start, pair_items[pairs]
         pair_scores = scores[rows]
@@ -187,11 +195,18 @@ def evaluate_ranking(
     return float(user_hits.mean()), auc
 
 
-def _seen_mask(users: np.ndarray, order: np.ndarray, indptr: np.ndarray,
+def _seen_index(seen_users: np.ndarray, num_users: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The training pairs grouped by user (CSR): ``order`` sorts them by user,
+    user ``u``'s are ``order[indptr[u]:indptr[u + 1]]``."""
+    order = np.argsort(seen_users, kind="stable")
+    return order, np.searchsorted(seen_users[order], np.arange(num_users + 1))
+
+
+def _seen_mask(users: np.ndarray, index: Tuple[np.ndarray, np.ndarray],
                seen_items: np.ndarray, num_items: int) -> np.ndarray:
-    """Boolean (len(users), num_items): the items each user trained on, from
-    the training pairs grouped by user (``order``, ``indptr``): CSR, no dense
-    user x item matrix beyond the block."""
+    """Boolean (len(users), num_items): the items each of ``users`` trained on,
+    from :func:`_seen_index`; no user x item matrix beyond the block."""
+    order, indptr = index
     starts, stops = indptr[users], indptr[users + 1]
     lengths = stops - starts
     rows = np.repeat(np.arange(len(users)), lengths)
@@ -201,21 +216,13 @@ def _seen_mask(users: np.ndarray, order: np.ndarray, indptr: np.ndarray,
     return mask
 
 
-@use_np
 def score_pairs(net: gluon.Block, users: np.ndarray, items: np.ndarray,
                 devices: Sequence[mx.Context], *, max_pairs: int = FORWARD_PAIRS
                 ) -> np.ndarray:
     """Scores of the given (user, item) pairs through the network, in batches of
     at most ``max_pairs`` split across ``devices``; shape (n,), float32."""
-    out = np.empty(len(users), dtype=np.float32)
-    for start in range(0, len(users), max_pairs):
-        stop = start + max_pairs
-        columns = [mx.np.array(np.asarray(values[start:stop], dtype=np.int32), dtype=np.int32)
-                   for values in (users, items)]
-        shards = split_and_load(columns, devices)
-        out[start:stop] = np.concatenate([net(*shard).asnumpy().reshape(-1)
-                                          for shard in zip(*shards)])
-    return out
+    return _forward(net, [np.asarray(users, dtype=np.int32), np.asarray(items, dtype=np.int32)],
+                    devices, max_pairs)
 
 
 def evaluate_model(
@@ -283,23 +290,19 @@ def evaluate_model(
                                        max_pairs)
     order = np.argsort(test_users, kind="stable")
     seen_users = np.asarray(seen_users, dtype=np.int64)
-    seen_order = np.argsort(seen_users, kind="stable")
-    indptr = np.searchsorted(seen_users[seen_order],
-                             np.arange(int(max(seen_users.max(initial=-1), test_users.max())) + 2))
+    seen_index = _seen_index(
+        seen_users, int(max(seen_users.max(initial=-1), test_users.max())) + 1)
     seen_items = np.asarray(seen_items, dtype=np.int64)
-    per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
-                                       for name in _metric_names(ks)}
+    per_pair = _per_pair_metrics(len(test_users), ks)
     pairs_per_pass = max(1, max_pairs // num_items)
     for start in range(0, len(order), pairs_per_pass):
         pairs = order[start:start + pairs_per_pass]
         users, rows = np.unique(test_users[pairs], return_inverse=True)
         scores = score_users(net, users, num_items, devices, max_pairs=max_pairs)[rows]
-        if np.isnan(scores).any():
-            raise FloatingPointError("the network produced NaN scores; cannot rank")
         index = np.arange(len(pairs))
         target = scores[index, test_items[pairs]]
         if negatives is None:
-            candidates = ~_seen_mask(users, seen_order, indptr, seen_items, num_items)[rows]
+            candidates = ~_seen_mask(users, seen_index, seen_items, num_items)[rows]
             candidates[index, test_items[pairs]] = True
         else:  # -1 pads rows with fewer negatives
             rows_negatives = negatives[pairs]
@@ -307,18 +310,30 @@ def evaluate_model(
                 scores, np.maximum(rows_negatives, 0), axis=1)], 1)
             candidates = np.concatenate([np.ones((len(pairs), 1), dtype=bool),
                                          rows_negatives >= 0], 1)
-        higher, ties, num_candidates = rank_counts(scores, target, candidates)
-        for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
-            per_pair[name][pairs] = values
+        _rank_block(per_pair, pairs, scores, target, candidates, ks)
     return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
+
+
+def _per_pair_metrics(num_pairs: int, ks: Sequence[int]) -> Dict[str, np.ndarray]:
+    return {name: np.zeros(num_pairs) for name in _metric_names(ks)}
+
+
+def _rank_block(per_pair: Dict[str, np.ndarray], pairs, scores: np.ndarray,
+                target: np.ndarray, candidates: np.ndarray, ks: Sequence[int]) -> None:
+    """Rank each row's ``target`` among its ``candidates`` and store the metrics
+    of those test ``pairs`` (indices or a slice)."""
+    if np.isnan(scores).any():
+        raise FloatingPointError("the network produced NaN scores; cannot rank")
+    higher, ties, num_candidates = rank_counts(scores, target, candidates)
+    for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
+        per_pair[name][pairs] = values
 
 
 def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
                             max_pairs) -> Dict[str, float]:
     """The sampled protocol scoring only each test item and its negatives."""
     width = negatives.shape[1] + 1
-    per_pair: Dict[str, np.ndarray] = {name: np.zeros(len(test_users))
-                                       for name in _metric_names(ks)}
+    per_pair = _per_pair_metrics(len(test_users), ks)
     rows_per_pass = max(1, max_pairs // width)
     for start in range(0, len(test_users), rows_per_pass):
         block = slice(start, start + rows_per_pass)
@@ -326,11 +341,7 @@ def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
         users = np.repeat(test_users[block], width)
         scores = score_pairs(net, users, np.maximum(items, 0).reshape(-1), devices,
                              max_pairs=min(max_pairs, FORWARD_PAIRS)).reshape(-1, width)
-        if np.isnan(scores).any():
-            raise FloatingPointError("the network produced NaN scores; cannot rank")
-        higher, ties, num_candidates = rank_counts(scores, scores[:, 0], items >= 0)
-        for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
-            per_pair[name][block] = values
+        _rank_block(per_pair, block, scores, scores[:, 0], items >= 0, ks)
     return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
 
 
