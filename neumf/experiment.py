@@ -486,9 +486,7 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         if test_negatives is None:
             return evaluate_ranking(net, test_input, seq, candidates, num_users, num_items,
                                     devices, k=config.k)
-        metrics = evaluate_model(net, data.test_users, data.test_items, data.train_users,
-                                 data.train_items, num_items, devices, negatives=test_negatives,
-                                 ks=(config.k,))
+        metrics = test_metrics(net)
         return metrics[f"hr@{config.k}"], metrics["auc"]
 
     plot = None
@@ -552,7 +550,8 @@ def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Con
             lr=config.pretrain_lr, num_epochs=config.pretrain_epochs or config.num_epochs)
         if verbose:
             print(f"pretraining {model.upper()}")
-        result = _fit_data(data, tower_config, devices, source=source, verbose=verbose)
+        result = _fit_data(data, tower_config, devices, source=source, verbose=verbose,
+                           kvstore=config.kvstore)
         towers[model], metrics[model] = result.net, result.metrics
     net.load_towers(towers["gmf"], towers["mlp"], config.alpha)
     return metrics

@@ -69,18 +69,37 @@ def test_dist_sync_workers_agree_and_learn(frame, tmp_path):
     assert len(workers[0].history) == 4
 
 
+def _running(command):
+    """PIDs of live processes whose command line is exactly ``command``."""
+    wanted = "\0".join(command) + "\0"
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline") as handle:
+                if handle.read() == wanted:
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+PS_ROLE = [sys.executable, "-c", "import mxnet"]  # what launch runs as scheduler and server
+
+
 def test_launch_reports_a_failing_worker_and_cleans_up():
     from neumf.launch import launch
     code = launch([sys.executable, "-c", "import sys; sys.exit(3)"], num_workers=2,
                   num_servers=1, timeout=60)
     assert code == 3
+    assert _running(PS_ROLE) == []  # the scheduler and server were stopped too
 
 
 def test_launch_times_out_and_cleans_up():
     from neumf.launch import launch
-    code = launch([sys.executable, "-c", "import time; time.sleep(60)"], num_workers=1,
-                  timeout=2)
+    worker = [sys.executable, "-c", "import time; time.sleep(60)"]
+    code = launch(worker, num_workers=1, timeout=2)
     assert code == 124
+    assert _running(worker) == [] and _running(PS_ROLE) == []
 
 
 def test_shards_cover_every_row_with_equal_lengths():
@@ -189,9 +208,8 @@ def test_numeric_and_string_readers_agree(tmp_path):
     text.to_csv(tmp_path / "text.csv", index=False)
     numeric = load_dataset("csv", tmp_path, "ints.csv")
     strings = load_dataset("csv", tmp_path, "text.csv")
-    raw = lambda data, ids, index: ids[index]  # noqa: E731
     for name in ("train", "test"):
         for kind, ids in (("users", "user_ids"), ("items", "item_ids")):
-            a = raw(numeric, getattr(numeric, ids), getattr(numeric, f"{name}_{kind}"))
-            b = raw(strings, getattr(strings, ids), getattr(strings, f"{name}_{kind}"))
-            assert [s[1:] for s in b] == a.tolist()
+            as_numbers = getattr(numeric, ids)[getattr(numeric, f"{name}_{kind}")]
+            as_text = getattr(strings, ids)[getattr(strings, f"{name}_{kind}")]
+            assert [text[1:] for text in as_text] == as_numbers.tolist()
