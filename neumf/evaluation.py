@@ -303,6 +303,7 @@ def evaluate_model(
         target = scores[index, test_items[pairs]]
         if negatives is None:
             candidates = ~_seen_mask(users, seen_index, seen_items, num_items)[rows]
+            rankable = candidates[index, test_items[pairs]].copy()
             candidates[index, test_items[pairs]] = True
         else:  # -1 pads rows with fewer negatives
             rows_negatives = negatives[pairs]
@@ -310,8 +311,15 @@ def evaluate_model(
                 scores, np.maximum(rows_negatives, 0), axis=1)], 1)
             candidates = np.concatenate([np.ones((len(pairs), 1), dtype=bool),
                                          rows_negatives >= 0], 1)
-        _rank_block(per_pair, pairs, scores, target, candidates, ks)
-    return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
+            rankable = None
+        _rank_block(per_pair, pairs, scores, target, candidates, ks, rankable)
+    return _means(per_pair)
+
+
+def _means(per_pair: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """The mean of each metric over the pairs where it is defined (NaN if none)."""
+    return {name: float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any()
+            else float("nan") for name, values in per_pair.items()}
 
 
 def _per_pair_metrics(num_pairs: int, ks: Sequence[int]) -> Dict[str, np.ndarray]:
@@ -319,14 +327,17 @@ def _per_pair_metrics(num_pairs: int, ks: Sequence[int]) -> Dict[str, np.ndarray
 
 
 def _rank_block(per_pair: Dict[str, np.ndarray], pairs, scores: np.ndarray,
-                target: np.ndarray, candidates: np.ndarray, ks: Sequence[int]) -> None:
+                target: np.ndarray, candidates: np.ndarray, ks: Sequence[int],
+                rankable: np.ndarray | None = None) -> None:
     """Rank each row's ``target`` among its ``candidates`` and store the metrics
-    of those test ``pairs`` (indices or a slice)."""
+    of those test ``pairs`` (indices or a slice). Rows not ``rankable`` (a test
+    item the user trained on, which is never recommended) score 0, as in
+    :func:`evaluate_ranking`: a miss, never a memorised hit."""
     if np.isnan(scores).any():
         raise FloatingPointError("the network produced NaN scores; cannot rank")
     higher, ties, num_candidates = rank_counts(scores, target, candidates)
     for name, values in ranking_metrics(higher, ties, num_candidates, ks).items():
-        per_pair[name][pairs] = values
+        per_pair[name][pairs] = values if rankable is None else np.where(rankable, values, 0.0)
 
 
 def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
@@ -342,7 +353,7 @@ def _evaluate_sampled_pairs(net, test_users, test_items, negatives, devices, ks,
         scores = score_pairs(net, users, np.maximum(items, 0).reshape(-1), devices,
                              max_pairs=min(max_pairs, FORWARD_PAIRS)).reshape(-1, width)
         _rank_block(per_pair, block, scores, scores[:, 0], items >= 0, ks)
-    return {name: float(np.nanmean(values)) for name, values in per_pair.items()}
+    return _means(per_pair)
 
 
 def _metric_names(ks: Sequence[int]) -> List[str]:

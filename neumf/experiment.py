@@ -18,14 +18,14 @@ from mxnet import autograd, gluon
 
 from .data import SPLIT_MODES
 from .datasets import DATASETS, RecData, from_frame, load_dataset, validation_split
-from .evaluation import evaluate_model, evaluate_ranking
+from .evaluation import evaluate_model
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import GMF, MLP, NeuMF, Popularity
 from .parallel import check_devices, try_all_gpus
-from .sampling import PRDataset, sample_negatives, seen_keys
+from .sampling import PRDataset, sampled_negatives
 from .training import train_ranking
 
-__all__ = ["PRESETS", "FitConfig", "FitResult", "build_model", "fit"]
+__all__ = ["PRESETS", "FitConfig", "FitResult", "build_model", "fit", "sampled_negatives"]
 
 LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec, "log": PointwiseLogLoss}
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
@@ -224,15 +224,6 @@ class FitResult:
         return export_net(self.net, prefix)
 
 
-def sampled_negatives(data: RecData, count: int, seed: int | None) -> np.ndarray:
-    """``count`` uniform negatives per test pair, never a training or test item of its user."""
-    keys = seen_keys(np.concatenate([data.train_users, data.test_users]),
-                     np.concatenate([data.train_items, data.test_items]), data.num_items)
-    rng = np.random.default_rng(None if seed is None else seed + 1)
-    users = np.repeat(data.test_users, count)
-    return sample_negatives(users, keys, data.num_items, rng).reshape(-1, count)
-
-
 def build_model(config: FitConfig, num_users: int, num_items: int) -> gluon.HybridBlock:
     """The (uninitialised) block that ``config.model`` names, sized for the data."""
     activation = "sigmoid" if config.tutorial_exact else None
@@ -409,9 +400,6 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         if config.protocol == "sampled":
             valid_negatives = sampled_negatives(train_data, test_negatives.shape[1],
                                                 config.seed)
-    # the tutorial's per-user lists only where its evaluator needs them
-    tutorial_eval = not config.validation and test_negatives is None
-    candidates = train_data.candidates() if tutorial_eval else None
     rows, seed = slice(None), config.seed
     if isinstance(kvstore, mx.kvstore.KVStore) and kvstore.num_workers > 1:
         rows = shard_rows(len(train_data.train_users), kvstore.rank, kvstore.num_workers,
@@ -419,7 +407,8 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         seed = None if seed is None else seed + kvstore.rank  # own negatives per worker
     sampler = PRDataset(train_data.train_users[rows], train_data.train_items[rows], None,
                         data.num_items, seed=seed,
-                        seen=(train_data.train_users, train_data.train_items))
+                        seen=(np.concatenate([data.train_users, data.test_users]),
+                              np.concatenate([data.train_items, data.test_items])))
     net = build_model(config, data.num_users, data.num_items)
     net.initialize(mx.init.Normal(config.init_sigma), ctx=devices)
     if config.dense_init == "xavier":
@@ -483,10 +472,7 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
                 train_data.train_items, num_items, devices, negatives=valid_negatives,
                 ks=sorted({*ks, *_monitor_k(config)})))
             return validation_metrics[f"hr@{config.k}"], validation_metrics["auc"]
-        if test_negatives is None:
-            return evaluate_ranking(net, test_input, seq, candidates, num_users, num_items,
-                                    devices, k=config.k)
-        metrics = test_metrics(net)
+        metrics = test_metrics(net)  # the final evaluator: both always agree
         return metrics[f"hr@{config.k}"], metrics["auc"]
 
     plot = None
@@ -515,10 +501,11 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     if config.patience and _epochs_since_best(history, monitor_key)[1] >= config.patience:
         remaining = 0  # a resumed run that had already stopped early
     train_ranking(
-        net, sampler.loader(config.batch_size, num_negatives=config.num_negatives),
-        train_data.test_input() if tutorial_eval else None, loss, trainer, None,
+        net, sampler.loader(config.batch_size, num_negatives=config.num_negatives,
+                            fill=not isinstance(rows, slice)),
+        None, loss, trainer, None,
         data.num_users, data.num_items, remaining, devices, evaluator,
-        candidates, config.eval_step or config.num_epochs + 1, verbose=verbose,
+        None, config.eval_step or config.num_epochs + 1, verbose=verbose,
         on_epoch_end=on_epoch_end,
         initial_epoch=len(history))
     best_epoch = _epochs_since_best(history, monitor_key)[0] if config.validation else None

@@ -1,18 +1,34 @@
-"""Negative sampling: vectorized draws that never return an item the user has seen."""
+"""Negative sampling: exact, vectorized draws among the items each user never
+interacted with; every draw terminates, whatever the data.
+
+A draw is a *rank* among the user's unseen items, mapped to the item id by one
+``searchsorted`` over the seen pairs (:class:`SeenIndex`): no rejection loop,
+so a user with one unseen item costs what any other user costs.
+"""
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Iterator, Mapping, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-__all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "is_seen", "sample_negatives",
-           "seen_keys"]
+from ._util import check_memory, check_positive_int
+
+__all__ = ["PRDataset", "SeenIndex", "TripletLoader", "candidate_pairs", "is_seen",
+           "sample_distinct", "sample_negatives", "sampled_negatives", "seen_keys"]
 
 Candidates = Union[Mapping[int, Sequence[int]], Sequence[Sequence[int]]]
+# Distinct draws redraw duplicate ranks in rounds while a row asks for at most
+# half of its unseen items (each round then keeps at least half of the redraws);
+# denser rows, and rows still short after this many rounds, take the smallest
+# of random keys over all their unseen ranks.
+_ROUNDS = 32
+# Random keys per block of the dense path (bounded memory: 128 MiB of float64).
+_DENSE_BLOCK = 1 << 24
 
 
 def candidate_pairs(candidates: Candidates) -> Tuple[np.ndarray, np.ndarray]:
@@ -45,6 +61,56 @@ def is_seen(query_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return keys[pos] == query_keys
 
 
+class SeenIndex:
+    """The seen ``(user, item)`` pairs, indexed to count and to draw each user's
+    unseen items.
+
+    Parameters
+    ----------
+    keys
+        Sorted unique ``user * num_items + item`` keys (:func:`seen_keys`).
+    num_items
+        Size of the catalogue.
+    """
+
+    def __init__(self, keys: np.ndarray, num_items: int):
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self.num_items = int(num_items)
+        users = self.keys // self.num_items
+        items = self.keys - users * self.num_items
+        self._starts = np.searchsorted(self.keys, np.arange(int(users.max(initial=-1)) + 2)
+                                       * self.num_items)
+        # Unseen items before each seen item, offset per user so that one sorted
+        # array serves every user's search: item_j - (j - start of its user).
+        before = items - (np.arange(len(items)) - self._starts[users])
+        self._ranks = users * (self.num_items + 1) + before
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_items: int) -> SeenIndex:
+        """The index of the given seen pairs."""
+        return cls(seen_keys(users, items, num_items), num_items)
+
+    def unseen_counts(self, users: np.ndarray) -> np.ndarray:
+        """How many items each of ``users`` never interacted with, int64."""
+        users = np.asarray(users, dtype=np.int64)
+        inside = np.minimum(users, len(self._starts) - 2)
+        seen = np.where(users < len(self._starts) - 1,
+                        self._starts[inside + 1] - self._starts[inside], 0)
+        return self.num_items - seen
+
+    def item_of_rank(self, users: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """The ``ranks[n]``-th (0-based) unseen item of ``users[n]``, in item order.
+        Ranks must be below :meth:`unseen_counts`."""
+        users = np.asarray(users, dtype=np.int64)
+        ranks = np.asarray(ranks, dtype=np.int64)
+        if self.keys.size == 0:
+            return ranks
+        queries = users * (self.num_items + 1) + ranks
+        inside = np.minimum(users, len(self._starts) - 2)
+        start = np.where(users < len(self._starts) - 1, self._starts[inside], len(self.keys))
+        return ranks + np.searchsorted(self._ranks, queries, side="right") - start
+
+
 def sample_negatives(
     user_ids: np.ndarray, keys: np.ndarray, num_items: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -63,28 +129,72 @@ def sample_negatives(
 
     Returns
     -------
-    Shape (n,), int64. Each draw is uniform over the user's unseen items:
-    rejected draws are redrawn in vectorized rounds.
+    Shape (n,), int64: each draw uniform over its user's unseen items. A
+    ValueError names a user who has seen every item (no negative exists).
     """
+    index = SeenIndex(keys, num_items)
     user_ids = np.asarray(user_ids, dtype=np.int64)
-    negatives = rng.integers(0, num_items, size=len(user_ids))
-    if keys.size == 0:
-        return negatives
-    redo = np.arange(len(user_ids))
-    while redo.size:
-        redo = redo[is_seen(user_ids[redo] * num_items + negatives[redo], keys)]
-        negatives[redo] = rng.integers(0, num_items, size=redo.size)
-    return negatives
+    available = index.unseen_counts(user_ids)
+    if user_ids.size and available.min() < 1:
+        user = int(user_ids[np.argmin(available)])
+        raise ValueError(f"user {user} has seen all {num_items} items, so no negative item "
+                         "can be sampled for it")
+    return index.item_of_rank(user_ids, rng.integers(0, np.maximum(available, 1)))
 
 
-def _check_room(keys: np.ndarray, num_items: int) -> None:
-    """Raise if a user has seen every item: no negative exists for it."""
-    if keys.size:
-        users, counts = np.unique(keys // num_items, return_counts=True)
-        full = users[counts >= num_items]
-        if full.size:
-            raise ValueError(f"user {int(full[0])} has seen all {num_items} items, "
-                             "so no negative item can be sampled for it")
+def sample_distinct(user_ids: np.ndarray, index: SeenIndex, count: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct unseen items per entry of ``user_ids``, uniform among
+    the subsets of the user's unseen items (drawn without replacement).
+
+    Returns
+    -------
+    Shape (n, count), int64; where a user has fewer than ``count`` unseen items,
+    all of them, in random order, then -1 padding.
+    """
+    check_positive_int("count", count)
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    available = index.unseen_counts(user_ids)
+    take = np.minimum(available, count)
+    check_memory(user_ids.size * count * 24, f"{count} negatives for each of "
+                 f"{user_ids.size} rows")
+    ranks = np.full((user_ids.size, count), -1, dtype=np.int64)
+    slots = np.arange(count)[None, :] < take[:, None]
+    sparse = 2 * take <= available
+    rows = np.flatnonzero(sparse)
+    ranks[rows] = np.where(slots[rows], rng.integers(0, np.maximum(available[rows], 1)[:, None],
+                                                     size=(rows.size, count)), -1)
+    for _ in range(_ROUNDS):
+        repeated = _repeats(ranks[rows])
+        if not repeated.any():
+            break
+        redo_rows, redo_cols = np.nonzero(repeated)
+        ranks[rows[redo_rows], redo_cols] = rng.integers(0, available[rows[redo_rows]])
+    else:
+        sparse[rows[_repeats(ranks[rows]).any(axis=1)]] = False
+    dense = np.flatnonzero(~sparse & (take > 0))
+    per_block = max(1, _DENSE_BLOCK // max(1, int(available[dense].max(initial=1))))
+    for start in range(0, dense.size, per_block):
+        block = dense[start:start + per_block]
+        width = int(available[block].max())
+        order = np.argsort(np.where(np.arange(width)[None, :] < available[block, None],
+                                    rng.random((block.size, width)), np.inf), axis=1)
+        ranks[block] = np.where(slots[block], order[:, :count] if width >= count else np.pad(
+            order, ((0, 0), (0, count - width))), -1)
+    items = index.item_of_rank(np.repeat(user_ids, count), np.maximum(ranks, 0).reshape(-1))
+    return np.where(ranks >= 0, items.reshape(ranks.shape), -1)
+
+
+def _repeats(ranks: np.ndarray) -> np.ndarray:
+    """Boolean mask of every entry that repeats an earlier entry of its row
+    (padding -1 excepted)."""
+    order = np.argsort(ranks, axis=1, kind="stable")
+    ordered = np.take_along_axis(ranks, order, axis=1)
+    later = np.zeros(ranks.shape, dtype=bool)
+    later[:, 1:] = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    mask = np.zeros(ranks.shape, dtype=bool)
+    np.put_along_axis(mask, order, later, axis=1)
+    return mask
 
 
 class PRDataset(gluon.data.Dataset):
@@ -104,11 +214,13 @@ class PRDataset(gluon.data.Dataset):
         Seed of the generator that draws negatives (``None``: fresh entropy).
     seen
         ``(users, items)`` arrays of the seen pairs, when ``candidates`` is None
-        and they are more than ``users``/``items`` (a worker's shard).
+        and they are more than ``users``/``items`` (a worker's shard, or every
+        interaction of the data set, test pairs included).
 
-    Indexing draws a fresh negative on every access, as the tutorial's does,
-    with rejection against a sorted key array (no per-sample set). For
-    training, :meth:`loader` draws a whole batch of negatives at once.
+    Indexing draws a fresh negative on every access, as the tutorial's does.
+    For training, :meth:`loader` draws a whole epoch's negatives at once. A
+    user who has interacted with every item has no negative: its pairs are
+    left out of the loader's triplets (a warning counts them).
     """
 
     def __init__(self, users, items, candidates: Candidates | None, num_items: int,
@@ -119,14 +231,25 @@ class PRDataset(gluon.data.Dataset):
         if self.users.shape != self.items.shape or self.users.ndim != 1:
             raise ValueError(f"users and items must be 1-D and of one length; got shapes "
                              f"{self.users.shape} and {self.items.shape}")
-        self.num_items = int(num_items)
+        self.num_items = check_positive_int("num_items", num_items)
         if candidates is not None:
             seen = candidate_pairs(candidates)
         elif seen is None:
             seen = (self.users, self.items)
-        self.keys = seen_keys(*seen, self.num_items)
-        _check_room(self.keys, self.num_items)
+        self.index = SeenIndex.from_pairs(*seen, self.num_items)
+        self.available = self.index.unseen_counts(self.users)
         self.rng = np.random.default_rng(seed)
+        saturated = self.available < 1
+        if saturated.any():
+            warnings.warn(f"{np.unique(self.users[saturated]).size} users have interacted "
+                          f"with every one of the {self.num_items} items: their "
+                          f"{int(saturated.sum())} training pairs have no negative item and "
+                          "are not trained on", UserWarning, stacklevel=2)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Sorted ``user * num_items + item`` keys of the seen pairs."""
+        return self.index.keys
 
     def __len__(self) -> int:
         return len(self.users)
@@ -137,11 +260,11 @@ class PRDataset(gluon.data.Dataset):
         return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
 
     def loader(self, batch_size: int, shuffle: bool = True, as_numpy: bool = False,
-               num_negatives: int = 1) -> TripletLoader:
+               num_negatives: int = 1, fill: bool = False) -> TripletLoader:
         """Batches of ``(users, items, negatives)``; each pass (epoch) shuffles and
         draws all its negatives in one vectorized call. See :class:`TripletLoader`."""
         return TripletLoader(self, batch_size, shuffle=shuffle, as_numpy=as_numpy,
-                             num_negatives=num_negatives)
+                             num_negatives=num_negatives, fill=fill)
 
 
 class TripletLoader:
@@ -152,34 +275,77 @@ class TripletLoader:
     Batches are ``mx.np`` int32 arrays (copied to MXNet once per pass, then
     sliced), or NumPy int64 arrays with ``as_numpy=True``. With
     ``num_negatives=k`` every positive appears in ``k`` triplets per pass, each
-    with its own negative (the NCF paper's k negatives per positive).
+    with its own negative, the ``k`` distinct (the NCF paper's k negatives per
+    positive); a user with fewer than ``k`` unseen items gets all of them.
+    With ``fill``, every pass has exactly ``k`` triplets per positive, the
+    missing ones repeated from the pass's others (synchronous workers must all
+    take the same number of equal batches).
     """
 
     def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True,
-                 as_numpy: bool = False, num_negatives: int = 1):
-        for name, value in (("batch_size", batch_size), ("num_negatives", num_negatives)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
-        self.as_numpy, self.num_negatives = as_numpy, int(num_negatives)
+                 as_numpy: bool = False, num_negatives: int = 1, fill: bool = False):
+        self.dataset, self.shuffle, self.fill = dataset, shuffle, fill
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.num_negatives = check_positive_int("num_negatives", num_negatives)
+        self.as_numpy = as_numpy
+        short = (dataset.available > 0) & (dataset.available < self.num_negatives)
+        if short.any():
+            warnings.warn(f"{np.unique(dataset.users[short]).size} users have fewer than "
+                          f"num_negatives={self.num_negatives} items they never interacted "
+                          "with: each of their pairs is trained against all of them",
+                          UserWarning, stacklevel=3)
 
     @property
     def num_triplets(self) -> int:
         """Triplets per pass."""
-        return len(self.dataset) * self.num_negatives
+        if self.fill:
+            return len(self.dataset) * self.num_negatives
+        return int(np.minimum(self.dataset.available, self.num_negatives).sum())
 
     def __len__(self) -> int:
         return -(-self.num_triplets // self.batch_size)
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        data = self.dataset
-        order = np.tile(np.arange(len(data)), self.num_negatives)
+        data, count = self.dataset, self.num_negatives
+        negatives = sample_distinct(data.users, data.index, count, data.rng).reshape(-1)
+        order = np.flatnonzero(negatives >= 0)  # triplet t: positive t // count
+        if self.fill and 0 < len(order) < len(negatives):
+            order = np.concatenate([order, data.rng.choice(order, len(negatives) - len(order))])
         if self.shuffle:
             order = order[data.rng.permutation(len(order))]
-        users, items = data.users[order], data.items[order]
-        columns = (users, items, sample_negatives(users, data.keys, data.num_items, data.rng))
+        positives = order // count
+        columns = (data.users[positives], data.items[positives], negatives[order])
         if not self.as_numpy:
             columns = tuple(mx.np.array(column, dtype=np.int32) for column in columns)
         for start in range(0, len(order), self.batch_size):
             stop = start + self.batch_size
             yield tuple(column[start:stop] for column in columns)
+
+
+def sampled_negatives(data, count: int, seed: int | None) -> np.ndarray:
+    """The sampled protocol's negatives: ``count`` distinct items per test pair
+    of ``data`` (a :class:`neumf.RecData`) that its user never interacted with,
+    in training or in the test set, drawn without replacement.
+
+    Returns
+    -------
+    Shape (n_test, m), int64, ``m = min(count, most unseen items of a test
+    user)``; a user with fewer unseen items gets all of them, then -1 padding
+    (a warning counts such users). Seeded by ``seed + 1``.
+    """
+    count = check_positive_int("eval_negatives", count)
+    index = SeenIndex.from_pairs(np.concatenate([data.train_users, data.test_users]),
+                                 np.concatenate([data.train_items, data.test_items]),
+                                 data.num_items)
+    available = index.unseen_counts(data.test_users)
+    width = int(min(count, available.max(initial=0)))
+    short = available < count
+    if short.any():
+        warnings.warn(f"{int(short.sum())} of {len(short)} test users have fewer than "
+                      f"{count} items they never interacted with (fewest: "
+                      f"{int(available.min())}): each is ranked against all of its unseen "
+                      "items", UserWarning, stacklevel=2)
+    if width == 0:
+        return np.full((len(data.test_users), 0), -1, dtype=np.int64)
+    rng = np.random.default_rng(None if seed is None else seed + 1)
+    return sample_distinct(data.test_users, index, width, rng)

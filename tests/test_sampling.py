@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from neumf import PRDataset, sample_negatives
-from neumf.sampling import candidate_pairs, seen_keys
+from neumf.sampling import SeenIndex, candidate_pairs, sample_distinct, seen_keys
 
 
 @pytest.fixture
@@ -70,9 +70,44 @@ def test_loader_covers_every_triplet_once_per_pass(toy):
         assert not any(n in candidates[u] for u, n in zip(got_users.tolist(), got_negs.tolist()))
 
 
-def test_user_who_has_seen_everything_is_refused():
+def test_user_who_has_seen_everything_is_left_out_with_a_warning():
+    with pytest.warns(UserWarning, match="1 users have interacted with every one of the 3 "
+                                         "items: their 1 training pairs"):
+        dataset = PRDataset([0, 1], [0, 1], {0: [0], 1: [0, 1, 2]}, 3, seed=0)
+    (users, items, negatives), = list(dataset.loader(8, as_numpy=True))
+    assert users.tolist() == [0] and items.tolist() == [0] and negatives[0] in (1, 2)
     with pytest.raises(ValueError, match="user 1 has seen all 3 items"):
-        PRDataset([0, 1], [0, 1], {0: [0], 1: [0, 1, 2]}, 3)
+        dataset[1]
+
+
+def test_distinct_draws_are_unseen_distinct_and_uniform():
+    rng = np.random.default_rng(0)
+    num_items = 12
+    seen = {0: [0, 1, 2], 1: list(range(10)), 2: list(range(12)), 3: []}
+    users, items = candidate_pairs(seen)
+    index = SeenIndex.from_pairs(users, items, num_items)
+    assert index.unseen_counts(np.array([0, 1, 2, 3, 9])).tolist() == [9, 2, 0, 12, 12]
+    draws = sample_distinct(np.repeat([0, 1, 2, 3], 3000), index, 4, rng)
+    for user in range(4):
+        rows = draws[np.repeat([0, 1, 2, 3], 3000) == user]
+        unseen = sorted(set(range(num_items)) - set(seen[user]))
+        take = min(4, len(unseen))
+        assert (rows[:, take:] == -1).all() and (rows[:, :take] >= 0).all()
+        assert all(len(set(row[:take])) == take for row in rows.tolist())
+        assert set(rows[:, :take].ravel().tolist()) == set(unseen[:len(unseen)]) or not unseen
+        if unseen:  # each unseen item is in a row with probability take / len(unseen)
+            counts = np.bincount(rows[:, :take].ravel(), minlength=num_items)[unseen]
+            expected = 3000 * take / len(unseen)
+            assert np.all(np.abs(counts - expected) < 6 * np.sqrt(expected) + 1)
+
+
+def test_items_of_rank_enumerate_the_unseen_items_in_order():
+    users, items = candidate_pairs({0: [1, 4, 5], 2: [0, 9]})
+    index = SeenIndex.from_pairs(users, items, 10)
+    for user, unseen in ((0, [0, 2, 3, 6, 7, 8, 9]), (1, list(range(10))),
+                         (2, list(range(1, 9))), (7, list(range(10)))):
+        ranks = np.arange(len(unseen))
+        assert index.item_of_rank(np.full(len(unseen), user), ranks).tolist() == unseen
 
 
 def test_candidates_as_list_of_lists():

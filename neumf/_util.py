@@ -1,0 +1,136 @@
+"""Small shared helpers: argument checks, memory checks before allocating,
+JSON-safe values, file digests and atomic writes. No MXNet here."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+
+__all__ = ["atomic_write", "available_memory", "check_memory", "check_positive_int",
+           "check_int", "check_number", "file_digest", "format_bytes", "json_safe"]
+
+PathLike = Union[str, os.PathLike]
+# Share of the memory available now that one allocation may take.
+MEMORY_SHARE = 0.8
+
+
+def _is_integral_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as an int, or a TypeError (not a number) / ValueError (not a
+    whole number, or below ``minimum``) that names the argument."""
+    if not _is_integral_number(value) or isinstance(value, complex):
+        raise TypeError(f"{name} must be an integer; got {value!r} "
+                        f"({type(value).__name__})")
+    if not math.isfinite(float(value)) or int(value) != value:
+        raise ValueError(f"{name} must be an integer; got {value!r}")
+    if minimum is not None and value < minimum:
+        kind = {0: "a non-negative", 1: "a positive"}.get(minimum, f"an integer >= {minimum},")
+        raise ValueError(f"{name} must be {kind} integer; got {value!r}")
+    return int(value)
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an int of at least 1 (see :func:`check_int`)."""
+    return check_int(name, value, 1)
+
+
+def check_number(name: str, value, *, positive: bool = False,
+                 non_negative: bool = False) -> float:
+    """``value`` as a finite float, or a TypeError / ValueError naming the argument."""
+    if not _is_integral_number(value) or isinstance(value, complex):
+        raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be positive; got {value!r}")
+    if non_negative and not value >= 0:
+        raise ValueError(f"{name} must be non-negative; got {value!r}")
+    return value
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``,
+    else physical memory), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Raise MemoryError, before anything is allocated, when ``what`` would need
+    more than :data:`MEMORY_SHARE` of the memory available now."""
+    available = available_memory()
+    if available is not None and nbytes > MEMORY_SHARE * available:
+        raise MemoryError(f"{what} would need {format_bytes(nbytes)} of memory, more than "
+                          f"this machine can give ({format_bytes(available)} available); "
+                          "choose smaller sizes")
+
+
+def json_safe(value):
+    """NaN and infinities as None, NumPy scalars and arrays as Python values,
+    tuples as lists: what ``json.dump(..., allow_nan=False)`` accepts."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def file_digest(path: PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Write ``path`` through ``write(temporary_name)`` and rename it into place,
+    so a reader never sees half a file. The temporary file is
+    ``.<name>.<random>.tmp`` beside it, removed on failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
