@@ -3,7 +3,7 @@ MovieLens-20M (20M interactions, 138K users, 27K items) on this machine.
 
     python benchmarks/bench_scale.py --sizes 1e6 5e6 2e7 --plot benchmarks/scale.png
 
-For each size, one process writes a CSV with ``neumf.data.synthetic`` (users in
+For each size, one process writes a CSV with ``neumf.synthetic`` (users in
 proportion to the size, items to its square root, 138K and 27K at 20M), and a
 fresh process measures: reading and splitting it (``load_dataset('csv')``), one
 training epoch of the tutorial's NeuMF (1 negative per positive, batch 8192),
@@ -36,7 +36,7 @@ def sizes_for(num_interactions: int):
 
 
 def generate(num_interactions: int, path: Path) -> dict:
-    from neumf.data import synthetic
+    from neumf.generate import synthetic
     num_users, num_items = sizes_for(num_interactions)
     start = time.perf_counter()
     frame = synthetic(num_users, num_items, num_interactions, seed=0)
@@ -51,7 +51,7 @@ def measure(path: Path, full_users: int) -> dict:
     from mxnet import gluon
 
     import neumf
-    from neumf.experiment import sampled_negatives
+    from neumf.sampling import sampled_negatives
 
     record = {}
     start = time.perf_counter()

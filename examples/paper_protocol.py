@@ -25,7 +25,7 @@ import json
 import tempfile
 
 import neumf
-from neumf.experiment import sampled_negatives
+from neumf.sampling import sampled_negatives
 
 MODELS = (("popularity", {"model": "popularity"}), ("mf", {"model": "mf"}),
           ("gmf", {}), ("mlp", {}), ("neumf", {}), ("neumf-pretrained", {}))
@@ -48,7 +48,7 @@ def main() -> None:
     data_dir, name = args.data_dir, args.name
     if args.from_ml100k or args.synthetic_ml1m:
         if args.synthetic_ml1m:
-            from neumf.data import synthetic
+            from neumf.generate import synthetic
             data = neumf.from_frame(synthetic(6040, 3706, 1_000_209, seed=args.seed))
             name = "synthetic-ml1m"
         else:

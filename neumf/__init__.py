@@ -1,10 +1,14 @@
 """NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
 
-from .data import DataError, load_data_ml100k, read_data_ml100k, read_ratings, split_data_ml100k
-from .datasets import RecData, from_frame, load_dataset, validation_split, write_ncf
+from ._version import __version__
+from .config import PRESETS, FitConfig
+from .datasets import load_dataset, write_ncf
+from .devices import try_all_gpus
 from .download import DownloadError, data_home, download_ml100k
-from .evaluation import evaluate_model, evaluate_ranking, score_users
-from .experiment import PRESETS, FitConfig, FitResult, build_model, fit
+from .evaluation import evaluate_model, score_users
+from .experiment import fit
+from .generate import synthetic
+from .interactions import RecData, from_frame, validation_split
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .metrics import (
     auc_from_counts,
@@ -15,13 +19,21 @@ from .metrics import (
     rank_counts,
     ranking_metrics,
 )
-from .model import GMF, MLP, NeuMF, Popularity
-from .parallel import try_all_gpus
+from .model import GMF, MLP, NeuMF, Popularity, build_model
 from .plotting import LivePlot, plot_history
 from .recommend import Recommendations, recommend
-from .runs import RunError, export_net, load_model
-from .sampling import PRDataset, TripletLoader, sample_negatives
-from .training import CollapseWarning, train_ranking
+from .runs import FitResult, RunError, export_net, load_model
+from .sampling import PRDataset, TripletLoader, sample_negatives, sampled_negatives
+from .tables import DataError
+from .training import CollapseWarning
+from .tutorial import (
+    evaluate_ranking,
+    load_data_ml100k,
+    read_data_ml100k,
+    read_ratings,
+    split_data_ml100k,
+    train_ranking,
+)
 
 __all__ = [
     "BPRLoss",
@@ -43,6 +55,7 @@ __all__ = [
     "Recommendations",
     "RunError",
     "TripletLoader",
+    "__version__",
     "auc_from_counts",
     "build_model",
     "data_home",
@@ -66,11 +79,12 @@ __all__ = [
     "read_ratings",
     "recommend",
     "sample_negatives",
+    "sampled_negatives",
     "score_users",
     "split_data_ml100k",
+    "synthetic",
     "train_ranking",
     "try_all_gpus",
     "validation_split",
     "write_ncf",
 ]
-__version__ = "0.1.0"

@@ -1,73 +1,50 @@
-"""The ``neumf`` command: a thin layer over :func:`neumf.fit`."""
+"""The ``neumf`` command: a thin layer over :func:`neumf.fit`, :func:`neumf.load_model`,
+:func:`neumf.evaluate_model`, :func:`neumf.recommend` and the launcher.
+
+Errors are one line, ``neumf: error: ...``, with exit status 2; Ctrl-C says
+where the last checkpoint is (exit status 130); ``--debug`` shows tracebacks.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import math
 import sys
+import traceback
+import warnings
 from typing import Sequence
 
 import mxnet as mx
 
-from . import __version__
-from .data import DataError
+from ._util import json_safe
+from ._version import __version__
+from .config import CHOICES, PRESETS, PROTOCOLS, FitConfig
 from .datasets import DATASETS
+from .devices import parse_devices
+from .distributed import launch
 from .download import DownloadError
 from .evaluation import evaluate_model
-from .experiment import (
-    CHOICES,
-    PRESETS,
-    PROTOCOLS,
-    FitConfig,
-    fit,
-    sampled_negatives,
-)
+from .experiment import fit
 from .recommend import recommend
-from .runs import RunError, load_model
+from .runs import RunError, load_model, read_run
+from .sampling import sampled_negatives
+from .tables import DataError
 
 __all__ = ["build_parser", "main"]
 
-_HELP = {
-    "num_factors": "embedding width of the GMF and MLP pathways",
-    "nums_hiddens": "units of each ReLU layer of the MLP tower",
-    "num_epochs": "training epochs",
-    "batch_size": "training triplets per batch",
-    "lr": "learning rate",
-    "wd": "weight decay",
-    "optimizer": "Gluon optimizer name",
-    "loss": "loss on logits: bpr, hinge, or log (the NCF paper's pointwise log loss)",
-    "num_negatives": "negatives sampled per positive in each epoch",
-    "init_sigma": "standard deviation of the Normal initialisation",
-    "dense_init": "initialisation of the dense layers: normal (--init-sigma, the tutorial's) "
-                  "or xavier",
-    "split_mode": "how the test set is held out (random: ML-100K only)",
-    "protocol": "evaluation: full (against every item not trained on) or sampled (against "
-                "the data set's negatives, or --eval-negatives random ones)",
-    "eval_negatives": "negatives per test pair for the sampled protocol without given ones",
-    "k": "cut-off of the hit rate",
-    "eval_step": "evaluate every this many epochs; 0: only once, after training",
-    "tutorial_exact": "train through the tutorial's sigmoid output (collapses; for comparison)",
-    "seed": "seed for initialisation, shuffling and negative sampling",
-    "model": "neumf, its towers gmf or mlp, or the baselines mf (dot product) and popularity",
-    "mlp_factors": "embedding width of the MLP tower, if not --num-factors",
-    "ks": "cut-offs of the final hr@k and ndcg@k (with -k)",
-    "validation": "hold out each user's latest training interaction for per-epoch "
-                  "validation (model selection never sees the test set)",
-    "patience": "stop after this many evaluations without a better --monitor on the "
-                "validation pairs; 0 never stops early (needs --validation)",
-    "monitor": "validation metric for early stopping and best-epoch restore",
-    "restore_best": "end with the weights of the best validation epoch",
-    "pretrain": "pretrain GMF and MLP and start NeuMF from both (the NCF paper)",
-    "pretrain_epochs": "epochs of each pretrained tower, if not --num-epochs",
-    "pretrain_optimizer": "optimizer of the pretrained towers",
-    "pretrain_lr": "learning rate of the pretrained towers",
-    "alpha": "weight of the GMF tower in the pretrained NeuMF's output layer",
-    "kvstore": "gradient aggregation: device or local across --devices; dist_sync or "
-               "dist_async across the workers of 'neumf launch'",
-}
 _LISTS = ("nums_hiddens", "ks")
+# What the library raises for bad input, bad files and impossible sizes: a message.
+_EXPECTED = (DataError, RunError, DownloadError, ValueError, TypeError, KeyError, OSError,
+             FloatingPointError, MemoryError, mx.base.MXNetError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors in the library's form."""
+
+    def error(self, message: str):
+        self.exit(2, f"neumf: error: {self.prog.split()[-1]}: {message} (see "
+                     f"{self.prog} --help)\n")
 
 
 def _kind(spec: dataclasses.Field):
@@ -76,59 +53,73 @@ def _kind(spec: dataclasses.Field):
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, track_given: bool) -> None:
-    """One flag per FitConfig field, so every default lives in the dataclass. With
-    ``track_given`` the flags have no defaults, so the parsed namespace holds only
-    the flags given (they override a preset or a resumed run's settings)."""
+    """One flag per FitConfig field, its help from the field, so every default
+    lives in the dataclass. With ``track_given`` the flags have no defaults, so
+    the parsed namespace holds only the flags given (they override a preset or
+    a resumed run's settings)."""
     for spec in dataclasses.fields(FitConfig):
         flag = "--" + spec.name.replace("_", "-")
         default = list(spec.default) if spec.name in _LISTS else spec.default
         options = {"default": argparse.SUPPRESS} if track_given else {"default": default}
+        help_text = spec.metadata["help"]
         if spec.type in ("bool", bool):
             action = argparse.BooleanOptionalAction if default else "store_true"
-            parser.add_argument(flag, action=action, help=_HELP[spec.name]
+            parser.add_argument(flag, action=action, help=help_text
                                 + (" (default: on)" if default else ""), **options)
         else:
             parser.add_argument(flag, type=_kind(spec), nargs="+" if spec.name in _LISTS
                                 else None, choices=CHOICES.get(spec.name),
-                                help=f"{_HELP[spec.name]} (default: {default})", **options)
+                                help=f"{help_text} (default: {default})", **options)
 
 
-def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
-    """The argument parser of the ``neumf`` command (see :func:`_add_config_flags`
-    for ``track_given``)."""
-    parser = argparse.ArgumentParser(
-        prog="neumf", description="NeuMF with BPR on implicit feedback (MXNet Gluon).")
-    parser.add_argument("--version", action="version", version=f"neumf {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_train(commands, track_given: bool) -> None:
     train = commands.add_parser(
         "train", help="train and evaluate, optionally saving the run",
         description="Train NeuMF and evaluate it after each epoch (by default the "
                     "tutorial's MovieLens-100K experiment); with --out, save the model, "
                     "metrics.json and curves.png.")
-    train.add_argument("--dataset", choices=DATASETS, default="ml-100k",
+    train.add_argument("--dataset", choices=DATASETS, default=None,
                        help="data set: ml-100k (u.data), ml-1m (ratings.dat), csv (a "
-                            "delimited file of user, item[, rating][, timestamp] named by "
-                            "--name), ncf (NAME.train.rating, .test.rating, .test.negative) "
-                            "(default: %(default)s)")
+                            "delimited file of interactions named by --name, its columns "
+                            "named by its header or --columns), ncf (NAME.train.rating, "
+                            ".test.rating, .test.negative) (default: ml-100k; on --resume, "
+                            "the run's)")
     train.add_argument("--data-dir", default=None,
                        help="folder holding the data (default: $NEUMF_DATA_DIR, else the "
                             "user cache, downloading ML-100K if needed)")
     train.add_argument("--name", default=None,
                        help="file name (csv) or file prefix (ncf) in the data folder "
                             "(default: %(default)s)")
+    train.add_argument("--columns", default=None,
+                       help="csv: the roles of the file's columns in order, e.g. "
+                            "user,item,timestamp ('-' skips a column) (default: from the "
+                            "header, else user,item[,rating][,timestamp])")
+    train.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                       help="csv: line 1 is (--header) or is not (--no-header) a header "
+                            "(default: decided from the file)")
     train.add_argument("--preset", choices=tuple(PRESETS), default=None,
                        help="named settings that the flags below override: best (tuned on "
                             "ML-100K), gmf, mlp, neumf, neumf-pretrained (the NCF paper's "
                             "protocol), tutorial (default: the tutorial's settings)")
     _add_config_flags(train, track_given)
+    train.add_argument("--devices", default=None,
+                       help="devices to train on, e.g. cpu:0,cpu:1 or gpu:0,gpu:1 (default: "
+                            "every GPU, else the CPU)")
     train.add_argument("--out", default=None,
-                       help="run folder to save the model, metrics.json and curves.png in "
-                            "(default: not saved)")
+                       help="run folder to save the model, metrics.json and curves.png in: "
+                            "new or empty, or with --overwrite another run's (default: not "
+                            "saved; on --resume, the resumed run)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out")
     train.add_argument("--resume", default=None,
-                       help="run folder to continue training from, up to --num-epochs in "
-                            "all (default: start afresh)")
-    _add_output_flags(train)
+                       help="run folder to continue training from, with its data and "
+                            "settings, up to --num-epochs in all (default: start afresh)")
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+    train.add_argument("--json", action="store_true",
+                       help="print the final metrics and history as one JSON object")
 
+
+def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a saved run",
         description="Evaluate a saved run's model on its test pairs.")
@@ -142,6 +133,8 @@ def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
                                "data set has none (default: the run's)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
+
+def _add_launch(commands) -> None:
     launch = commands.add_parser(
         "launch", help="run a command as distributed workers on this host",
         description="Start an MXNet scheduler, parameter servers and workers on this host "
@@ -160,6 +153,8 @@ def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
     launch.add_argument("worker_command", nargs=argparse.REMAINDER,
                         help="the command each worker runs, after --")
 
+
+def _add_recommend(commands) -> None:
     rec = commands.add_parser(
         "recommend", help="top-k items for users of a saved run",
         description="Recommend the k best-scoring items to users, by raw id, leaving out "
@@ -176,22 +171,26 @@ def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
                      help="also recommend items the user trained on")
     rec.add_argument("--json", action="store_true",
                      help="print {user: [{item, score}, ...]} as JSON instead of a table")
+
+
+def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of the ``neumf`` command (see :func:`_add_config_flags`
+    for ``track_given``)."""
+    parser = _Parser(prog="neumf",
+                     description="NeuMF with BPR on implicit feedback (MXNet Gluon).")
+    parser.add_argument("--version", action="version", version=f"neumf {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train(commands, track_given)
+    _add_evaluate(commands)
+    _add_launch(commands)
+    _add_recommend(commands)
     return parser
 
 
-def _add_output_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="print only the final result")
-    parser.add_argument("--json", action="store_true",
-                        help="print the final metrics and history as one JSON object")
-
-
-def _clean(value):
-    """JSON has no NaN: report missing numbers as null."""
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_clean(item) for item in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
+def _metrics_line(metrics) -> str:
+    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
 
 
 def _train(args, argv: Sequence[str] | None) -> int:
@@ -200,12 +199,14 @@ def _train(args, argv: Sequence[str] | None) -> int:
     given = vars(build_parser(track_given=True).parse_args(argv))
     overrides = {name: value for name, value in given.items() if name in names}
     result = fit(dataset=args.dataset, data_dir=args.data_dir, name=args.name,
-                 preset=args.preset, verbose=not (args.quiet or args.json),
-                 resume=args.resume, out=args.out, **overrides)
+                 columns=args.columns, header=args.header, preset=args.preset,
+                 devices=None if args.devices is None else parse_devices(args.devices),
+                 verbose=not (args.quiet or args.json), resume=args.resume, out=args.out,
+                 overwrite=args.overwrite, **overrides)
     if args.json:
-        print(json.dumps(_clean({"metrics": result.metrics,
-                                 "config": dataclasses.asdict(result.config),
-                                 "history": result.history})))
+        print(json.dumps(json_safe({"metrics": result.metrics,
+                                    "config": dataclasses.asdict(result.config),
+                                    "history": result.history})))
     else:
         print(_metrics_line(result.metrics))
         if result.run_dir is not None:
@@ -213,27 +214,22 @@ def _train(args, argv: Sequence[str] | None) -> int:
     return 0
 
 
-def _metrics_line(metrics) -> str:
-    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
-
-
 def _evaluate(args) -> int:
     model = load_model(args.run)
-    config = model.config
+    config, data = model.config, model.data
     protocol = args.protocol or config.protocol
     negatives = None
     if protocol == "sampled":
-        negatives = model.data.test_negatives
+        negatives = data.test_negatives
         if negatives is None or args.eval_negatives is not None:
-            negatives = sampled_negatives(model.data, args.eval_negatives or
-                                          config.eval_negatives, config.seed)
-    metrics = evaluate_model(model.net, model.data.test_users, model.data.test_items,
-                             model.data.train_users, model.data.train_items, model.num_items,
-                             [mx.cpu()], negatives=negatives,
-                             ks=sorted(k for k in {*config.ks, config.k}
-                                       if k <= model.num_items))
+            count = config.eval_negatives if args.eval_negatives is None else args.eval_negatives
+            negatives = sampled_negatives(data, count, config.seed)
+    ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
+    metrics = evaluate_model(model.net, data.test_users, data.test_items, data.train_users,
+                             data.train_items, model.num_items, [mx.cpu()],
+                             negatives=negatives, ks=ks)
     if args.json:
-        print(json.dumps(_clean({"protocol": protocol, "metrics": metrics})))
+        print(json.dumps(json_safe({"protocol": protocol, "metrics": metrics})))
     else:
         print(f"{protocol} protocol: {_metrics_line(metrics)}")
     return 0
@@ -251,7 +247,6 @@ def _recommend(args) -> int:
 
 
 def _launch(args) -> int:
-    from .launch import launch
     command = args.worker_command[1:] if args.worker_command[:1] == ["--"] \
         else args.worker_command
     code = launch(command, args.num_workers, args.num_servers, host=args.host,
@@ -262,14 +257,51 @@ def _launch(args) -> int:
     return code
 
 
+def _interrupted(args) -> str:
+    """Where an interrupted ``train`` left its run, and how to continue it."""
+    run = getattr(args, "out", None) or getattr(args, "resume", None)
+    if getattr(args, "command", None) != "train" or run is None:
+        return "neumf: interrupted"
+    try:
+        epochs = read_run(run).epochs_done
+    except RunError:
+        return f"neumf: interrupted before the first checkpoint; nothing was saved in {run}"
+    return (f"neumf: interrupted; the last checkpoint (epoch {epochs}) is in {run}: continue "
+            f"with 'neumf train --resume {run}' (add --num-epochs N for N epochs in all)")
+
+
+def _one_line(exc: BaseException) -> str:
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"neumf: warning: {_one_line(Warning(str(message)))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input, with a message)."""
     args = build_parser().parse_args(argv)
     handlers = {"train": lambda: _train(args, argv), "evaluate": lambda: _evaluate(args),
                 "recommend": lambda: _recommend(args), "launch": lambda: _launch(args)}
-    try:
-        return handlers[args.command]()
-    except (DataError, DownloadError, RunError, ValueError, KeyError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"neumf: error: {message}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return handlers[args.command]()
+        except KeyboardInterrupt:
+            print(_interrupted(args), file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 (a message, not a traceback, for any error)
+            if args.debug:
+                traceback.print_exc()
+            if isinstance(exc, _EXPECTED):
+                print(f"neumf: error: {_one_line(exc)}", file=sys.stderr)
+            else:
+                print(f"neumf: error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
+                      "run with --debug for the traceback, and please report it",
+                      file=sys.stderr)
+            return 2
+

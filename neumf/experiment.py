@@ -1,278 +1,138 @@
-"""``fit()``: the tutorial's MovieLens-100K experiment in one call."""
+"""``fit()``: from a data set to a trained, evaluated and saved model in one call.
+
+:func:`fit` plans (every setting and the run folder checked before any work),
+loads the data (from the run itself when resuming), and trains with
+:func:`train`, which :func:`neumf.fit` and pretraining share.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
-import types
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import mxnet as mx
 import numpy as np
 import pandas as pd
-from mxnet import autograd, gluon
+from mxnet import gluon
 
-from .data import SPLIT_MODES
-from .datasets import DATASETS, RecData, from_frame, load_dataset, validation_split
-from .evaluation import evaluate_model
+from ._gluon import set_weights
+from ._util import check_memory
+from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
+from .config import PRESETS, FitConfig
+from .datasets import DATASETS, open_dataset
+from .devices import check_devices, try_all_gpus
+from .distributed import shard_rows
+from .evaluation import RankingEvaluator
+from .interactions import RecData, frame_digest, from_frame, validation_split
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
-from .model import GMF, MLP, NeuMF, Popularity
-from .parallel import check_devices, try_all_gpus
+from .model import NeuMF, build_model, initialize
+from .plotting import LivePlot
+from .resume import check_source, resumed_config
+from .runs import (
+    FitResult,
+    RunLock,
+    SavedRun,
+    TrainingState,
+    check_out,
+    read_run,
+    restore_training,
+    save_run,
+    saved_data,
+    saved_history,
+)
 from .sampling import PRDataset, sampled_negatives
-from .training import train_ranking
+from .training import fit_epochs
 
-__all__ = ["PRESETS", "FitConfig", "FitResult", "build_model", "fit", "sampled_negatives"]
+__all__ = ["fit", "train"]
 
-LOSSES = {"bpr": BPRLoss, "hinge": HingeLossbRec, "log": PointwiseLogLoss}
-OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
-PROTOCOLS = ("full", "sampled")
-MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
-DENSE_INITS = ("normal", "xavier")
-KVSTORES = ("device", "local", "dist_sync", "dist_async")
-# FitConfig fields that take one of a few names (also the CLI's choices)
-CHOICES: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
-    "optimizer": OPTIMIZERS, "pretrain_optimizer": OPTIMIZERS, "loss": tuple(LOSSES),
-    "split_mode": SPLIT_MODES, "protocol": PROTOCOLS, "model": MODELS,
-    "dense_init": DENSE_INITS, "kvstore": KVSTORES})
-
-# The NCF paper's protocol (He et al., 2017, section 4.1): 4 negatives per
-# positive, log loss, batch 256, 99 sampled negatives, HR@10 and NDCG@10,
-# predictive factors 64 (GMF width, and the MLP tower's last layer), Adam at
-# 1e-3, Xavier dense layers as the authors' code; pretrained NeuMF fine-tuned
-# with plain SGD (the paper: Adam's state is not pretrained). Epoch caps keep
-# a run under an hour of CPU on ML-1M (measured on data of its size).
-_NCF = {"dense_init": "xavier", "protocol": "sampled", "k": 10, "ks": (10,), "loss": "log",
-        "num_negatives": 4, "batch_size": 256, "wd": 0.0, "lr": 1e-3, "num_factors": 64,
-        "mlp_factors": 64, "nums_hiddens": (128, 64), "num_epochs": 20, "validation": True,
-        "patience": 5, "monitor": "ndcg@10"}
-PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
-    "tutorial": types.MappingProxyType({}),
-    # examples/sweep_ml100k.py, benchmarks/QUALITY.md: chosen on validation
-    # NDCG@10 (epochs: the median best epoch, 8/11/9), refit on all training
-    # pairs; evaluated once, at the end
-    "best": types.MappingProxyType({
-        "num_factors": 128, "nums_hiddens": (128, 64), "lr": 1e-3, "wd": 0.0,
-        "loss": "bpr", "num_negatives": 4, "batch_size": 1024, "num_epochs": 9,
-        "eval_step": 0}),
-    "gmf": types.MappingProxyType({**_NCF, "model": "gmf"}),
-    "mlp": types.MappingProxyType({**_NCF, "model": "mlp"}),
-    "neumf": types.MappingProxyType({**_NCF, "model": "neumf"}),
-    "neumf-pretrained": types.MappingProxyType({
-        **_NCF, "model": "neumf", "pretrain": True, "pretrain_epochs": 10,
-        "num_epochs": 12, "optimizer": "sgd", "lr": 0.05}),
-})
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Settings of :func:`fit`; the defaults are the tutorial's (see
-    :data:`PRESETS` for tuned ones).
-
-    ``tutorial_exact=True`` trains through the tutorial's sigmoid output, which
-    collapses under BPR with weight decay; the default trains on the raw score.
-    ``model`` is ``'neumf'``, one of its towers (``'gmf'``, ``'mlp'``), or a
-    baseline (``'mf'``: dot-product MF; ``'popularity'``: no training).
-    ``mlp_factors`` sizes the MLP embeddings (default ``num_factors``).
-    Every weight starts from Normal(0, ``init_sigma``) as in the tutorial;
-    ``dense_init='xavier'`` starts the dense layers from Xavier instead (as the
-    NCF authors' code does), which a deep MLP tower needs to leave its plateau.
-    ``kvstore`` aggregates gradients across ``devices``: ``'device'`` (on the
-    devices) or ``'local'`` (on the CPU); ``'dist_sync'``/``'dist_async'`` train
-    across processes started by ``neumf launch``, each worker on its own shard
-    of the training pairs with ``batch_size`` per worker.
-    ``ks`` are the cut-offs of the final ``hr@k``/``ndcg@k`` (with ``k``).
-    ``eval_step=0`` skips per-epoch evaluation: the test set is ranked once, at
-    the end.
-    ``validation=True`` holds out each user's latest training interaction;
-    per-epoch evaluation then uses those pairs (``val_*`` history keys), and
-    with ``patience=N`` training stops after N evaluations without a better
-    ``monitor`` value, restoring the best epoch's weights (``restore_best``).
-    ``pretrain=True`` first trains GMF and MLP (``pretrain_epochs``, default
-    ``num_epochs``, with ``pretrain_optimizer`` at ``pretrain_lr``) and starts
-    NeuMF from both, its output layer weighted by ``alpha``.
-    """
-
-    num_factors: int = 10
-    nums_hiddens: Tuple[int, ...] = (10, 10, 10)
-    num_epochs: int = 10
-    batch_size: int = 1024
-    lr: float = 0.01
-    wd: float = 1e-5
-    optimizer: str = "adam"
-    loss: str = "bpr"
-    num_negatives: int = 1
-    init_sigma: float = 0.01
-    dense_init: str = "normal"
-    split_mode: str = "seq-aware"
-    protocol: str = "full"
-    eval_negatives: int = 99
-    k: int = 50
-    eval_step: int = 1
-    tutorial_exact: bool = False
-    seed: int | None = None
-    model: str = "neumf"
-    mlp_factors: int | None = None
-    ks: Tuple[int, ...] = (10, 50)
-    validation: bool = False
-    patience: int = 0
-    monitor: str = "ndcg@10"
-    restore_best: bool = True
-    pretrain: bool = False
-    pretrain_epochs: int | None = None
-    pretrain_optimizer: str = "adam"
-    pretrain_lr: float = 1e-3
-    alpha: float = 0.5
-    kvstore: str = "device"
-
-    def __post_init__(self):
-        object.__setattr__(self, "nums_hiddens", tuple(int(h) for h in self.nums_hiddens))
-        object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
-        if int(self.eval_step) != self.eval_step or self.eval_step < 0:
-            raise ValueError(f"eval_step must be a non-negative integer; got {self.eval_step!r}")
-        if self.eval_step == 0 and self.validation:
-            raise ValueError("validation needs per-epoch evaluation: eval_step >= 1")
-        for name in ("num_factors", "batch_size", "k", "eval_negatives",
-                     "num_negatives"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        for name in ("mlp_factors", "pretrain_epochs"):
-            value = getattr(self, name)
-            if value is not None and (int(value) != value or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
-        if int(self.patience) != self.patience or self.patience < 0:
-            raise ValueError(f"patience must be a non-negative integer; got {self.patience!r}")
-        if self.patience and not self.validation:
-            raise ValueError("patience (early stopping) needs validation=True: stopping on the "
-                             "test set would select the model on it")
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be a non-empty list of positive integers; got {self.ks!r}")
-        if self.pretrain and self.model != "neumf":
-            raise ValueError(f"pretrain applies to model 'neumf' only; got {self.model!r}")
-        if self.model != "neumf" and self.tutorial_exact:
-            raise ValueError("tutorial_exact applies to model 'neumf' only")
-        metric = self.monitor.split("@")
-        if not (self.monitor in ("auc", "mrr") or (
-                len(metric) == 2 and metric[0] in ("hr", "ndcg") and metric[1].isdigit())):
-            raise ValueError(f"monitor must be 'hr@K', 'ndcg@K', 'auc' or 'mrr'; "
-                             f"got {self.monitor!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1]; got {self.alpha!r}")
-        if not self.pretrain_lr > 0:
-            raise ValueError(f"pretrain_lr must be positive; got {self.pretrain_lr!r}")
-        if int(self.num_epochs) != self.num_epochs or self.num_epochs < 0:
-            raise ValueError(f"num_epochs must be a non-negative integer; got {self.num_epochs!r}")
-        if not self.nums_hiddens or min(self.nums_hiddens) < 1:
-            raise ValueError(f"nums_hiddens must be a non-empty list of positive integers; "
-                             f"got {list(self.nums_hiddens)!r}")
-        for name in ("lr", "init_sigma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
-        if not self.wd >= 0:
-            raise ValueError(f"wd must be non-negative; got {self.wd!r}")
-        for name, allowed in CHOICES.items():
-            value = getattr(self, name)
-            if (value.lower() if name.endswith("optimizer") else value) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+PathLike = Union[str, os.PathLike]
 
 
 @dataclass
-class FitResult:
-    """What :func:`fit` returns: the trained network, its final test metrics, the
-    per-epoch history (see :func:`neumf.train_ranking`; with validation, also
-    ``val_*`` metrics) and what is needed to save, resume, recommend and export
-    (see :mod:`neumf.runs`). ``best_epoch`` is the epoch whose weights ``net``
-    holds when early stopping restored them; ``towers`` the test metrics of
-    the pretrained GMF and MLP; ``seconds`` the ``wall`` and ``cpu`` (process,
-    all threads) seconds of the :func:`fit` call; ``run_dir`` the folder the
-    run was saved in (``out``, or ``out/worker-RANK`` for distributed workers)."""
+class _Plan:
+    """Everything :func:`fit` decided before any work."""
 
-    net: NeuMF
     config: FitConfig
-    history: List[Dict[str, float]]
-    num_users: int
-    num_items: int
-    hit_rate: float = float("nan")
-    auc: float = float("nan")
-    metrics: Dict[str, float] = field(default_factory=dict)
-    data: RecData | None = None
-    source: Dict[str, Any] = field(default_factory=dict)
-    trainer: gluon.Trainer | None = None
-    sampler: PRDataset | None = None
-    best_epoch: int | None = None
-    best_params: Dict[str, np.ndarray] | None = None
-    towers: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    seconds: Dict[str, float] = field(default_factory=dict)
-    run_dir: Path | None = None
-
-    def save(self, run_dir: Union[str, os.PathLike], *, final: bool = True) -> Path:
-        """Write the run (model, configuration, id maps, optimizer and sampler
-        state, metrics) into ``run_dir``; see :func:`neumf.runs.save_run` and
-        :func:`neumf.load_model`."""
-        from .runs import save_run
-        return save_run(self, run_dir, final=final)
-
-    def export(self, prefix: Union[str, os.PathLike]) -> Tuple[Path, Path]:
-        """The hybridized network as MXNet symbol and parameter files for serving
-        (``<prefix>-symbol.json``, ``<prefix>-0000.params``); inputs are
-        ``data0`` (user indices) and ``data1`` (item indices)."""
-        from .runs import export_net
-        return export_net(self.net, prefix)
+    saved: SavedRun | None
+    out: Path | None
+    request: Dict[str, Any]
+    given: set  # settings named by the caller or the preset
 
 
-def build_model(config: FitConfig, num_users: int, num_items: int) -> gluon.HybridBlock:
-    """The (uninitialised) block that ``config.model`` names, sized for the data."""
-    activation = "sigmoid" if config.tutorial_exact else None
-    if config.model == "neumf":
-        return NeuMF(config.num_factors, num_users, num_items, config.nums_hiddens,
-                     output_activation=activation, mlp_factors=config.mlp_factors)
-    if config.model in ("gmf", "mf"):
-        return GMF(config.num_factors, num_users, num_items,
-                   output_weights=config.model == "gmf")
-    if config.model == "mlp":
-        return MLP(config.mlp_factors or config.num_factors, num_users, num_items,
-                   config.nums_hiddens)
-    return Popularity(num_users, num_items)
+def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: bool,
+          overrides: Mapping[str, Any]) -> _Plan:
+    names = {spec.name for spec in dataclasses.fields(FitConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"fit() got unknown setting(s) {', '.join(map(repr, unknown))}; the "
+                        f"settings are FitConfig's fields ({', '.join(sorted(names))})")
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")
+    saved = None
+    if resume is not None:
+        saved = read_run(resume)
+        config = resumed_config(saved, preset, overrides)
+        out = resume if out is None else out
+    else:
+        config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
+    if config.training.distributed and (config.pretrain or saved is not None):
+        raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
+    if config.kvstore == "dist_async" and config.patience:
+        raise ValueError("early stopping (patience) needs kvstore 'dist_sync': asynchronous "
+                         "workers would stop at different epochs")
+    dataset = request["dataset"]
+    if saved is None and not isinstance(dataset, pd.DataFrame) and dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS} or a pandas DataFrame; "
+                         f"got {dataset!r}")
+    if out is not None and not config.training.distributed:
+        out = check_out(out, resume=resume, overwrite=overwrite)
+    given = set(overrides) | set(PRESETS[preset] if preset and saved is None else {})
+    return _Plan(config, saved, None if out is None else Path(out), request, given)
 
 
-def _final_ks(config: FitConfig, num_items: int) -> List[int]:
-    return sorted(k for k in {*config.ks, config.k} if k <= num_items)
-
-
-def _epochs_since_best(history: List[Dict[str, float]], key: str) -> Tuple[int | None, int]:
-    """The best epoch by ``key`` (higher is better; the first of equals) and how
-    many evaluations came after it."""
-    evaluated = [h for h in history if not math.isnan(h.get(key, float("nan")))]
-    if not evaluated:
-        return None, 0
-    best = max(range(len(evaluated)), key=lambda index: (evaluated[index][key], -index))
-    return int(evaluated[best]["epoch"]), len(evaluated) - 1 - best
-
-
-def _params(net: gluon.Block) -> Dict[str, np.ndarray]:
-    return {name: param.data().asnumpy()
-            for name, param in net._collect_params_with_prefix().items()}
-
-
-def _set_params(net: gluon.Block, values: Dict[str, np.ndarray]) -> None:
-    for name, param in net._collect_params_with_prefix().items():
-        param.set_data(values[name])
+def _load(plan: _Plan, verbose: bool):
+    """The data and its source description: the run's own on resume (after
+    checking the source), else read from the data set."""
+    request, config = plan.request, plan.config
+    if plan.saved is not None:
+        check_source(plan.saved, request)
+        data, validation_negatives = saved_data(plan.saved)
+        return data, dict(plan.saved.source), validation_negatives
+    dataset = request["dataset"]
+    source = {key: request[key] for key in ("name", "preset", "columns", "header")}
+    if isinstance(dataset, pd.DataFrame):
+        data = from_frame(dataset, columns=request["columns"])
+        source.update(dataset="dataframe", data_dir=None, files={},
+                      frame_sha256=frame_digest(dataset))
+        return data, source, None
+    data, files = open_dataset(dataset, request["data_dir"], request["name"],
+                               split_mode=config.split_mode, seed=config.seed,
+                               columns=request["columns"], header=request["header"],
+                               progress=verbose)
+    data_dir = request["data_dir"]
+    source.update(dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
+                  files=files)
+    return data, source, None
 
 
 def fit(
     *,
-    dataset: Union[str, pd.DataFrame] = "ml-100k",
-    data_dir: Union[str, os.PathLike, None] = None,
+    dataset: Union[str, pd.DataFrame, None] = None,
+    data_dir: PathLike | None = None,
     name: str | None = None,
     preset: str | None = None,
     devices: Sequence[mx.Context] | None = None,
     verbose: bool = True,
-    resume: Union[str, os.PathLike, None] = None,
-    out: Union[str, os.PathLike, None] = None,
+    resume: PathLike | None = None,
+    out: PathLike | None = None,
+    overwrite: bool = False,
+    columns=None,
+    header: bool | None = None,
     live_plot: bool = False,
     **overrides,
 ) -> FitResult:
@@ -282,124 +142,218 @@ def fit(
 
     Parameters
     ----------
-    dataset, data_dir, name
-        What to train on (see :func:`neumf.load_dataset`): ``'ml-100k'`` (default),
-        ``'ml-1m'``, ``'csv'`` (the file ``name``) or ``'ncf'`` (files ``name.*``),
-        found in ``data_dir``, else ``$NEUMF_DATA_DIR``, else the user cache; or a
-        pandas DataFrame of ``user, item[, rating][, timestamp]`` (see
-        :func:`neumf.from_frame`).
+    dataset, data_dir, name, columns, header
+        What to train on (see :func:`neumf.load_dataset`): ``'ml-100k'`` (the
+        default; on resume, the run's data), ``'ml-1m'``, ``'csv'`` (the file
+        ``name``, columns named by its header or by ``columns``) or ``'ncf'``;
+        or a pandas DataFrame (see :func:`neumf.from_frame`).
     preset
-        Named settings from :data:`PRESETS`, applied before ``overrides``:
-        ``'tutorial'`` (the defaults), ``'best'`` (tuned on ML-100K), and the NCF
-        paper's protocol ``'gmf'``, ``'mlp'``, ``'neumf'``, ``'neumf-pretrained'``.
+        Named settings from :data:`neumf.PRESETS`, applied before ``overrides``.
     devices
         Contexts to train on; default :func:`neumf.try_all_gpus`.
-    verbose
-        A progress bar, one line per epoch and the tutorial's closing lines.
+    verbose, live_plot
+        Progress bars and a line per epoch; curves redrawn in a notebook.
     resume
-        A run folder written by :meth:`FitResult.save`: training continues from
-        its last epoch, with its settings, optimizer and sampler state, up to
-        ``num_epochs`` in all (overridable).
-    out
-        Save the run into this folder: a checkpoint after every epoch, the final
-        metrics and curves at the end. Defaults to ``resume``.
-    live_plot
-        Redraw loss and metric curves after every epoch (in a notebook).
+        A run folder to continue, with its data, settings, optimizer and
+        sampler state, up to ``num_epochs`` epochs in all. Settings that define
+        the experiment cannot change; the data source is checked against the
+        digests the run saved.
+    out, overwrite
+        Save the run into this folder (new, empty or this run's own; another
+        run's only with ``overwrite``), locked while written, with a checkpoint
+        after every epoch. Defaults to ``resume``.
     **overrides
-        Any :class:`FitConfig` field by name (``model``, ``num_factors``,
-        ``nums_hiddens``, ``num_epochs``, ``lr``, ``loss``, ``validation``,
-        ``patience``, ``seed``, ...); an unknown name raises TypeError before
-        any work.
+        Any :class:`neumf.FitConfig` field by name; an unknown name raises
+        TypeError before any work.
 
     Returns
     -------
-    A :class:`FitResult`; ``metrics`` holds the test set's ``hr@k`` and
+    A :class:`neumf.FitResult`; ``metrics`` holds the test set's ``hr@k`` and
     ``ndcg@k`` for each cut-off, ``auc`` and ``mrr``.
-
-    Example
-    -------
-    >>> result = neumf.fit(preset="best", seed=0)          # doctest: +SKIP
-    >>> result.metrics["hr@10"], result.best_epoch         # doctest: +SKIP
     """
     wall, cpu = time.perf_counter(), time.process_time()
-    saved = None
-    if resume is not None and out is None:
-        out = resume  # continuing a run keeps checkpointing it
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)}; got {preset!r}")
-    if resume is not None:
-        from .runs import read_run
-        saved = read_run(resume)
-        config = dataclasses.replace(saved.config, **overrides)
-        dataset, name = saved.source["dataset"], saved.source.get("name")
-        data_dir = data_dir if data_dir is not None else saved.source.get("data_dir")
-    else:
-        config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
-    frame = dataset if isinstance(dataset, pd.DataFrame) else None
-    if frame is None and dataset not in DATASETS and not (saved and dataset == "dataframe"):
-        raise ValueError(f"dataset must be one of {DATASETS} or a pandas DataFrame; "
-                         f"got {dataset!r}")
-    if config.kvstore.startswith("dist") and (config.pretrain or resume is not None):
-        raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
-    if config.kvstore == "dist_async" and config.patience:
-        raise ValueError("early stopping (patience) needs kvstore 'dist_sync': asynchronous "
-                         "workers would stop at different epochs")
+    request = {"dataset": "ml-100k" if resume is None and dataset is None else dataset,
+               "data_dir": data_dir, "name": name, "preset": preset, "columns": columns,
+               "header": header}
+    plan = _plan(request, preset, resume, out, overwrite, overrides)
     devices = check_devices(devices) if devices is not None else try_all_gpus()
-    if config.seed is not None:
-        mx.random.seed(config.seed)
-    kvstore: Any = config.kvstore
-    if config.kvstore.startswith("dist"):
-        kvstore = mx.kv.create(config.kvstore)  # waits for every worker and server
-        if out is not None and kvstore.num_workers > 1:
-            out = Path(out) / f"worker-{kvstore.rank}"
-
-    if frame is not None:
-        data, dataset = from_frame(frame), "dataframe"
-    elif saved is not None and dataset == "dataframe":
-        from .runs import saved_data
-        data = saved_data(saved)
-    else:
-        data = load_dataset(dataset, data_dir, name, split_mode=config.split_mode,
-                            seed=config.seed)
-    if config.k > data.num_items:
-        raise ValueError(f"k={config.k} is larger than the catalogue of {data.num_items} items")
-    source = {"dataset": dataset, "name": name, "preset": preset,
-              "data_dir": None if data_dir is None else str(data_dir)}
-    result = _fit_data(data, config, devices, source=source, saved=saved, out=out,
-                       verbose=verbose, live_plot=live_plot, kvstore=kvstore)
+    result = _run(plan, devices, overwrite=overwrite, verbose=verbose, live_plot=live_plot)
     result.seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
-    result.run_dir = None if out is None else Path(out)
     return result
 
 
-def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) -> np.ndarray:
-    """Row indices of worker ``rank``'s shard: every ``num_workers``-th row,
-    padded by repeating its first rows to the same length for every worker,
-    a multiple of ``multiple``: synchronous workers must take the same number
-    of steps, and MXNet's server-side optimizer needs one batch size."""
-    if num_rows < num_workers:
-        raise ValueError(f"{num_rows} training pairs cannot be shared by {num_workers} "
-                         "workers: every worker needs at least one")
-    rows = np.arange(rank, num_rows, num_workers)
-    length = -(-num_rows // num_workers)
-    length = -(-length // multiple) * multiple
-    return np.resize(rows, length)
+def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bool,
+         live_plot: bool) -> FitResult:
+    """Train as planned: the distributed kvstore (and each worker's own folder),
+    the run folder's lock, the data, then :func:`train`."""
+    config, kvstore, out = plan.config, plan.config.kvstore, plan.out
+    if config.seed is not None:
+        mx.random.seed(config.seed)
+    if config.training.distributed:
+        kvstore = mx.kv.create(config.kvstore)  # waits for every worker and server
+        if out is not None and kvstore.num_workers > 1:
+            out = check_out(out / f"worker-{kvstore.rank}", overwrite=overwrite)
+    lock = RunLock(out) if out is not None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        data, source, validation_negatives = _load(plan, verbose)
+        config = _fit_to_catalogue(config, data.num_items, plan.given)
+        result = train(data, config, devices, source=source, saved=plan.saved, out=out,
+                       kvstore=kvstore, verbose=verbose, live_plot=live_plot,
+                       validation_negatives=validation_negatives)
+    finally:
+        if lock is not None:
+            lock.release()
+    result.run_dir = out
+    return result
 
 
-def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
-              source: Dict[str, Any], saved=None, out=None, verbose: bool = True,
-              live_plot: bool = False, kvstore: Any = "device") -> FitResult:
-    """Train ``config.model`` on ``data`` and evaluate it on the test pairs."""
-    test_negatives = None
-    if config.protocol == "sampled":
-        test_negatives = (data.test_negatives if data.test_negatives is not None
-                          else sampled_negatives(data, config.eval_negatives, config.seed))
-    train_data, valid_negatives = data, None
+class _EpochMetrics:
+    """The per-epoch evaluation: the tutorial's ``hit_rate`` (at ``k``) and
+    ``auc`` columns, and with validation every metric as ``val_*``."""
+
+    def __init__(self, metrics: RankingEvaluator, k: int, prefix: str):
+        self.metrics, self.k, self.prefix = metrics, k, prefix
+
+    def __call__(self, net: gluon.Block) -> Dict[str, float]:
+        values = self.metrics(net)
+        extra = {f"{self.prefix}{key}": value for key, value in values.items()} \
+            if self.prefix else {}
+        return {"hit_rate": values[f"hr@{self.k}"], "auc": values["auc"], **extra}
+
+
+def _check_sizes(data: RecData, config: FitConfig) -> None:
+    """Refuse, before allocating, settings this data cannot hold."""
+    if data.num_items < 2:
+        raise ValueError(f"{data.name}: the catalogue has {data.num_items} item: there is "
+                         "nothing to rank")
+    if config.num_negatives >= data.num_items:
+        raise ValueError(f"num_negatives={config.num_negatives} exceeds the "
+                         f"{data.num_items - 1} items any user could have as negatives (the "
+                         f"catalogue has {data.num_items} items)")
+    triplets = len(data.train_users) * config.num_negatives
+    check_memory(48 * triplets, f"an epoch of {triplets} triplets "
+                 f"(num_negatives={config.num_negatives})")
+
+
+def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:
+    """Cut-offs the catalogue can hold: defaults above it are capped (a warning
+    says so); a cut-off given above it is refused."""
+    changes = {}
+    for name in ("k", "ks", "monitor"):
+        value = getattr(config, name)
+        kind, _, k = str(value).partition("@") if name == "monitor" else ("", "", "")
+        cutoffs = (int(k),) if k else () if name == "monitor" else \
+            (value,) if name == "k" else value
+        if max(cutoffs, default=0) <= num_items:
+            continue
+        if name in given:
+            raise ValueError(f"{name}={value!r} is larger than the catalogue of {num_items} "
+                             "items")
+        changes[name] = {"k": min(value, num_items) if name == "k" else None,
+                         "ks": tuple(sorted({min(c, num_items) for c in cutoffs})),
+                         "monitor": f"{kind}@{num_items}"}[name]
+    if not changes:
+        return config
+    warnings.warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
+                  + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
+                              for name, value in changes.items()), UserWarning, stacklevel=3)
+    return dataclasses.replace(config, **changes)
+
+
+def _loss(config: FitConfig) -> gluon.loss.Loss:
+    if config.loss == "log":
+        return PointwiseLogLoss(config.num_negatives)
+    return BPRLoss() if config.loss == "bpr" else HingeLossbRec()
+
+
+def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
+          source: Dict[str, Any], saved: SavedRun | None = None, out: Path | None = None,
+          kvstore: Any = "device", verbose: bool = True, live_plot: bool = False,
+          validation_negatives: np.ndarray | None = None) -> FitResult:
+    """Train ``config.model`` on ``data`` (continuing ``saved``), evaluate it on
+    the test pairs and save it into ``out`` (a checkpoint every epoch)."""
+    _check_sizes(data, config)
+    data, train_data, test_metrics, epoch_metrics, validation_negatives = _evaluations(
+        data, config, devices, validation_negatives)
+    net = build_model(config, data.num_users, data.num_items)
+    initialize(net, config.model_spec, devices)
+    net.hybridize(static_alloc=True)
+    result = FitResult(net, config, [], data.num_users, data.num_items, data=data,
+                       source=source, state=TrainingState(
+                           validation_negatives=validation_negatives))
+    if config.model == "popularity":
+        net.fit_counts(train_data.train_items)
+        return _finish(result, test_metrics, out)
+    if config.pretrain and saved is None:
+        result.towers = _pretrain(net, data, config, devices, source, kvstore, verbose)
+    elif saved is not None:
+        result.towers = saved.manifest.get("towers") or {}
+    sampler, loader = _sampler(train_data, data, config, kvstore)
+    trainer = gluon.Trainer(net.collect_params(), config.optimizer,
+                            {"learning_rate": config.lr, "wd": config.wd}, kvstore=kvstore)
+    # with a distributed kvstore the optimizer state lives on the servers
+    result.state.trainer = None if isinstance(kvstore, mx.kvstore.KVStore) else trainer
+    result.state.sampler = sampler
+    if saved is not None:
+        restore_training(saved, net, result.state, devices)
+        result.history = saved_history(saved)
+    early = None
     if config.validation:
-        train_data = validation_split(data)
-        if config.protocol == "sampled":
-            valid_negatives = sampled_negatives(train_data, test_negatives.shape[1],
-                                                config.seed)
+        early = EarlyStopping(net, f"val_{config.monitor}", config.patience,
+                              result.history, result.state.best_weights)
+    callbacks = _callbacks(result, net, loader, trainer, devices, early, out, verbose,
+                           live_plot)
+    remaining = 0 if early is not None and early.should_stop() else \
+        config.num_epochs - len(result.history)
+    history = list(result.history)
+    history += fit_epochs(net, loader, _loss(config), trainer, devices, num_epochs=remaining,
+                          evaluate=epoch_metrics, eval_every=config.evaluation.every,
+                          callbacks=callbacks, initial_epoch=len(history), progress=verbose)
+    result.history = history
+    if early is not None:
+        _restore_best(result, early, verbose)
+    return _finish(result, test_metrics, out)
+
+
+def _evaluations(data: RecData, config: FitConfig, devices, validation_negatives):
+    """The sampled protocol's negatives (drawn once, then kept with the data), the
+    training pairs (without the validation pairs when asked), the test set's
+    evaluation and the per-epoch one (on the validation pairs when asked)."""
+    test_negatives = data.test_negatives
+    if config.protocol == "sampled" and test_negatives is None:
+        test_negatives = sampled_negatives(data, config.eval_negatives, config.seed)
+        data = dataclasses.replace(data, test_negatives=test_negatives)
+    ks = config.evaluation.cutoffs(*config.selection.monitor_k)
+    test_metrics = RankingEvaluator(data, test_negatives, ks, devices)
+    if not config.validation:
+        return data, data, test_metrics, _EpochMetrics(test_metrics, config.k, ""), None
+    train_data = validation_split(data)
+    if config.protocol == "sampled" and validation_negatives is None:
+        validation_negatives = sampled_negatives(train_data, test_negatives.shape[1],
+                                                 config.seed)
+    epoch_metrics = _EpochMetrics(RankingEvaluator(train_data, validation_negatives, ks, devices),
+                                  config.k, "val_")
+    return data, train_data, test_metrics, epoch_metrics, validation_negatives
+
+
+def _restore_best(result: FitResult, early: EarlyStopping, verbose: bool) -> None:
+    """Keep early stopping's best epoch, and its weights when asked."""
+    result.best_epoch, result.state.best_weights = early.best_epoch, early.best_weights
+    if result.config.restore_best and early.best_weights is not None:
+        set_weights(result.net, early.best_weights)
+        if verbose:
+            print(f"restored the weights of epoch {early.best_epoch} (best validation "
+                  f"{result.config.monitor})")
+
+
+def _sampler(train_data: RecData, data: RecData, config: FitConfig, kvstore):
+    """The negative sampler over the training pairs (a worker's shard of them),
+    never drawing an item the user trains on. Held-out (validation and test)
+    items stay possible negatives: excluding them would tell training about
+    the held-out pairs (measured on ML-100K: HR@10 0.140 -> 0.170 for
+    preset "best", all of it leakage)."""
     rows, seed = slice(None), config.seed
     if isinstance(kvstore, mx.kvstore.KVStore) and kvstore.num_workers > 1:
         rows = shard_rows(len(train_data.train_users), kvstore.rank, kvstore.num_workers,
@@ -407,138 +361,56 @@ def _fit_data(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         seed = None if seed is None else seed + kvstore.rank  # own negatives per worker
     sampler = PRDataset(train_data.train_users[rows], train_data.train_items[rows], None,
                         data.num_items, seed=seed,
-                        seen=(np.concatenate([data.train_users, data.test_users]),
-                              np.concatenate([data.train_items, data.test_items])))
-    net = build_model(config, data.num_users, data.num_items)
-    net.initialize(mx.init.Normal(config.init_sigma), ctx=devices)
-    if config.dense_init == "xavier":
-        for name, param in net._collect_params_with_prefix().items():
-            if name.endswith("weight") and name.startswith(("mlp.", "prediction_layer.")):
-                param.initialize(mx.init.Xavier(), ctx=devices, force_reinit=True)
-    net.hybridize(static_alloc=True)
-    ks = _final_ks(config, data.num_items)
+                        seen=(train_data.train_users, train_data.train_items))
+    return sampler, sampler.loader(config.batch_size, num_negatives=config.num_negatives,
+                                   fill=not isinstance(rows, slice))
 
-    def test_metrics(model) -> Dict[str, float]:
-        with autograd.predict_mode():
-            return evaluate_model(model, data.test_users, data.test_items, data.train_users,
-                                  data.train_items, data.num_items, devices,
-                                  negatives=test_negatives, ks=ks)
 
-    def make_result(metrics: Dict[str, float], trainer=None, history=(), best=(None, None),
-                    towers=None) -> FitResult:
-        evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
-        last = evaluated[-1] if evaluated else {"hit_rate": float("nan"), "auc": float("nan")}
-        if config.eval_step == 0:  # no per-epoch evaluation: the final test metrics
-            last = {"hit_rate": metrics.get(f"hr@{config.k}", float("nan")),
-                    "auc": metrics.get("auc", float("nan"))}
-        return FitResult(net=net, config=config, history=list(history),
-                         num_users=data.num_users, num_items=data.num_items,
-                         hit_rate=last["hit_rate"], auc=last["auc"], metrics=metrics,
-                         data=data, trainer=trainer, sampler=sampler, source=source,
-                         best_epoch=best[0], best_params=best[1], towers=towers or {})
-
-    if config.model == "popularity":
-        net.fit_counts(train_data.train_items)
-        result = make_result(test_metrics(net))
-        if out is not None:
-            result.save(out)
-        return result
-
-    history: List[Dict[str, float]] = []
-    towers: Dict[str, Dict[str, float]] = {}
-    best_params = None
-    if config.pretrain and saved is None:
-        towers = _pretrain(net, data, config, devices, source, verbose)
-    trainer = gluon.Trainer(net.collect_params(), config.optimizer,
-                            {"learning_rate": config.lr, "wd": config.wd}, kvstore=kvstore)
-    # with a distributed kvstore the optimizer state lives on the servers
-    saved_trainer = None if isinstance(kvstore, mx.kvstore.KVStore) else trainer
-    if saved is not None:
-        from .runs import restore_training_state
-        history, best_params = restore_training_state(saved, net, trainer, sampler, devices)
-        towers = saved.manifest.get("towers") or {}
-
-    loss = (PointwiseLogLoss(config.num_negatives) if config.loss == "log"
-            else LOSSES[config.loss]())
-    loss.hybridize()
-    monitor_key = f"val_{config.monitor}"
-    validation_metrics: Dict[str, float] = {}
-
-    def evaluator(net, test_input, seq, candidates, num_users, num_items, devices):
-        if config.validation:
-            validation_metrics.clear()
-            validation_metrics.update(evaluate_model(
-                net, train_data.test_users, train_data.test_items, train_data.train_users,
-                train_data.train_items, num_items, devices, negatives=valid_negatives,
-                ks=sorted({*ks, *_monitor_k(config)})))
-            return validation_metrics[f"hr@{config.k}"], validation_metrics["auc"]
-        metrics = test_metrics(net)  # the final evaluator: both always agree
-        return metrics[f"hr@{config.k}"], metrics["auc"]
-
-    plot = None
+def _callbacks(result, net, loader, trainer, devices, early, out, verbose, live_plot) -> list:
+    callbacks: list = []
+    if verbose:
+        callbacks.append(PrintEpochs(devices, "validation" if early is not None else "test"))
+    callbacks.append(CollapseCheck(net, loader, trainer, result.config.batch_size))
+    if early is not None:
+        callbacks.append(early)
     if live_plot:
-        from .plotting import LivePlot
-        plot = LivePlot(history)
-
-    def on_epoch_end(stats: Dict[str, float]) -> bool:
-        nonlocal best_params
-        if config.validation:
-            stats.update({f"val_{key}": (value if not math.isnan(stats["hit_rate"])
-                                         else float("nan"))
-                          for key, value in validation_metrics.items()})
-        history.append(stats)
-        best_epoch, stale = _epochs_since_best(history, monitor_key)
-        if config.validation and best_epoch == stats["epoch"]:
-            best_params = _params(net)
-        if plot is not None:
-            plot(stats)
-        if out is not None:  # a checkpoint per epoch: a killed run resumes from here
-            make_result({}, saved_trainer, history, (best_epoch, best_params), towers).save(
-                out, final=False)
-        return bool(config.patience) and stale >= config.patience
-
-    remaining = config.num_epochs - len(history)
-    if config.patience and _epochs_since_best(history, monitor_key)[1] >= config.patience:
-        remaining = 0  # a resumed run that had already stopped early
-    train_ranking(
-        net, sampler.loader(config.batch_size, num_negatives=config.num_negatives,
-                            fill=not isinstance(rows, slice)),
-        None, loss, trainer, None,
-        data.num_users, data.num_items, remaining, devices, evaluator,
-        None, config.eval_step or config.num_epochs + 1, verbose=verbose,
-        on_epoch_end=on_epoch_end,
-        initial_epoch=len(history))
-    best_epoch = _epochs_since_best(history, monitor_key)[0] if config.validation else None
-    if best_epoch is not None and config.restore_best and best_params is not None:
-        _set_params(net, best_params)
-        if verbose:
-            print(f"restored the weights of epoch {best_epoch} (best validation "
-                  f"{config.monitor})")
-    result = make_result(test_metrics(net), saved_trainer, history, (best_epoch, best_params),
-                         towers)
+        callbacks.append(LivePlot(result.history))
     if out is not None:
-        result.save(out)
+        callbacks.append(Checkpoint(dataclasses.replace(result, history=list(result.history)),
+                                     out, early))
+    return callbacks
+
+
+def _finish(result: FitResult, test_metrics: RankingEvaluator, out: Path | None) -> FitResult:
+    """Rank the test set with the final weights, fill in the result, save it."""
+    result.metrics = test_metrics(result.net)
+    config = result.config
+    evaluated = [h for h in result.history if not np.isnan(h["hit_rate"])]
+    if config.eval_step == 0:  # no per-epoch evaluation: the final test metrics
+        result.hit_rate = result.metrics.get(f"hr@{config.k}", float("nan"))
+        result.auc = result.metrics.get("auc", float("nan"))
+    elif evaluated:
+        result.hit_rate, result.auc = evaluated[-1]["hit_rate"], evaluated[-1]["auc"]
+    if out is not None:
+        save_run(result, out)
     return result
 
 
-def _monitor_k(config: FitConfig) -> Tuple[int, ...]:
-    k = config.monitor.partition("@")[2]
-    return (int(k),) if k else ()
-
-
 def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Context],
-              source: Dict[str, Any], verbose: bool) -> Dict[str, Dict[str, float]]:
+              source: Dict[str, Any], kvstore, verbose: bool) -> Dict[str, Dict[str, float]]:
     """Train GMF and MLP with ``config``'s sizes and load them into ``net``;
     returns each tower's test metrics."""
     towers, metrics = {}, {}
+    pretraining = config.pretraining
     for model in ("gmf", "mlp"):
         tower_config = dataclasses.replace(
-            config, model=model, pretrain=False, optimizer=config.pretrain_optimizer,
-            lr=config.pretrain_lr, num_epochs=config.pretrain_epochs or config.num_epochs)
+            config, model=model, pretrain=False, optimizer=pretraining.pretrain_optimizer,
+            lr=pretraining.pretrain_lr,
+            num_epochs=pretraining.pretrain_epochs or config.num_epochs)
         if verbose:
             print(f"pretraining {model.upper()}")
-        result = _fit_data(data, tower_config, devices, source=source, verbose=verbose,
-                           kvstore=config.kvstore)
-        towers[model], metrics[model] = result.net, result.metrics
-    net.load_towers(towers["gmf"], towers["mlp"], config.alpha)
+        tower = train(data, tower_config, devices, source=source, kvstore=kvstore,
+                      verbose=verbose)
+        towers[model], metrics[model] = tower.net, tower.metrics
+    net.load_towers(towers["gmf"], towers["mlp"], pretraining.alpha)
     return metrics

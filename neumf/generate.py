@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._util import check_int, check_positive_int
+
 __all__ = ["synthetic"]
 
 # 2014-01-01 .. 2015-01-01, Unix seconds: inside the readers' timestamp range.
@@ -51,10 +53,8 @@ def synthetic(
     """
     for name, value in (("num_users", num_users), ("num_items", num_items),
                         ("num_interactions", num_interactions), ("num_groups", num_groups)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    if int(min_per_user) != min_per_user or min_per_user < 0:
-        raise ValueError(f"min_per_user must be a non-negative integer; got {min_per_user!r}")
+        check_positive_int(name, value)
+    check_int("min_per_user", min_per_user, 0)
     if min_per_user * num_users > num_interactions:
         raise ValueError(f"num_interactions={num_interactions} is fewer than min_per_user="
                          f"{min_per_user} for each of {num_users} users")
@@ -63,7 +63,21 @@ def synthetic(
     if not 0.0 <= affinity <= 1.0:
         raise ValueError(f"affinity must be in [0, 1]; got {affinity!r}")
     rng = np.random.default_rng(seed)
+    counts = _activity(rng, num_users, num_items, num_interactions, min_per_user, user_sigma)
+    tastes = _Tastes(rng, num_users, num_items, num_groups, item_exponent, affinity)
+    users, items = _distinct_items(rng, counts, tastes, num_items)
+    stamps = rng.integers(_START, _START + _SPAN, len(users))
+    order = np.lexsort((stamps, users))  # users in id order, each in time order
+    return pd.DataFrame({
+        "user": users[order].astype(np.int32), "item": items[order].astype(np.int32),
+        "rating": rng.integers(1, 6, len(users)).astype(np.int32),
+        "timestamp": stamps[order].astype(np.int32)})
 
+
+def _activity(rng, num_users: int, num_items: int, num_interactions: int,
+              min_per_user: int, user_sigma: float) -> np.ndarray:
+    """Interactions per user: ``min_per_user`` each, the rest in proportion to a
+    log-normal activity, none over the catalogue's size."""
     activity = rng.lognormal(0.0, user_sigma, num_users)
     counts = min_per_user + rng.multinomial(num_interactions - min_per_user * num_users,
                                             activity / activity.sum())
@@ -75,58 +89,64 @@ def synthetic(
         counts = np.minimum(counts, num_items)
         weights = np.where(room, activity, 0.0)
         counts += rng.multinomial(excess, weights / weights.sum())
-    counts = np.minimum(counts, num_items)
-    users = np.repeat(np.arange(num_users, dtype=np.int64), counts)
+    return np.minimum(counts, num_items)
 
-    popularity = (1.0 + np.arange(num_items)) ** -float(item_exponent)
-    popularity = popularity[rng.permutation(num_items)]  # popular ids spread out
-    item_group = rng.integers(0, num_groups, num_items)
-    user_group = rng.integers(0, num_groups, num_users)
-    # one cumulative table, group g's items covering [g, g + 1): a draw within
-    # group g is a search for g + uniform
-    by_group = np.lexsort((np.arange(num_items), item_group))
-    weights = popularity[by_group]
-    group_of = item_group[by_group]
-    totals = np.bincount(group_of, weights=weights, minlength=num_groups)
-    cumulative = group_of + (np.cumsum(weights) - np.repeat(
-        np.cumsum(totals) - totals, np.bincount(group_of, minlength=num_groups))) \
-        / np.maximum(totals[group_of], 1e-300)
-    overall = np.cumsum(popularity) / popularity.sum()
 
-    def draw(who: np.ndarray) -> np.ndarray:
+class _Tastes:
+    """Zipf item popularity and taste groups: :meth:`draw` picks one item per
+    user, from the user's group with probability ``affinity``."""
+
+    def __init__(self, rng, num_users: int, num_items: int, num_groups: int,
+                 item_exponent: float, affinity: float):
+        self.rng, self.num_items, self.affinity = rng, num_items, affinity
+        popularity = (1.0 + np.arange(num_items)) ** -float(item_exponent)
+        popularity = popularity[rng.permutation(num_items)]  # popular ids spread out
+        item_group = rng.integers(0, num_groups, num_items)
+        self.user_group = rng.integers(0, num_groups, num_users)
+        # one cumulative table, group g's items covering [g, g + 1): a draw within
+        # group g is a search for g + uniform
+        self.by_group = np.lexsort((np.arange(num_items), item_group))
+        weights = popularity[self.by_group]
+        group_of = item_group[self.by_group]
+        self.totals = np.bincount(group_of, weights=weights, minlength=num_groups)
+        self.cumulative = group_of + (np.cumsum(weights) - np.repeat(
+            np.cumsum(self.totals) - self.totals, np.bincount(group_of, minlength=num_groups))) \
+            / np.maximum(self.totals[group_of], 1e-300)
+        self.overall = np.cumsum(popularity) / popularity.sum()
+
+    def draw(self, who: np.ndarray) -> np.ndarray:
         """One item per entry of ``who`` (user ids), from the mixture."""
-        items = np.searchsorted(overall, rng.random(len(who)))
-        in_group = rng.random(len(who)) < affinity
-        groups = user_group[who[in_group]]
-        local = np.searchsorted(cumulative, groups + rng.random(len(groups)) * (1 - 1e-12))
-        items[in_group] = np.where(totals[groups] > 0,
-                                   by_group[np.minimum(local, num_items - 1)], items[in_group])
-        return np.minimum(items, num_items - 1)
+        rng = self.rng
+        items = np.searchsorted(self.overall, rng.random(len(who)))
+        in_group = rng.random(len(who)) < self.affinity
+        groups = self.user_group[who[in_group]]
+        local = np.searchsorted(self.cumulative, groups + rng.random(len(groups)) * (1 - 1e-12))
+        items[in_group] = np.where(self.totals[groups] > 0, self.by_group[
+            np.minimum(local, self.num_items - 1)], items[in_group])
+        return np.minimum(items, self.num_items - 1)
 
-    # draw, drop repeated pairs, and draw again for the users left short (a
-    # heavy user's distinct items come from ever deeper in the tail)
-    items = draw(users)
+
+def _distinct_items(rng, counts: np.ndarray, tastes: _Tastes, num_items: int):
+    """``counts[u]`` distinct items for each user: draw, drop repeated pairs,
+    draw again for the users left short (a heavy user's distinct items come
+    from ever deeper in the tail); after a few rounds, the last few uniformly
+    among each short user's unseen items."""
+    num_users = len(counts)
+    users = np.repeat(np.arange(num_users, dtype=np.int64), counts)
+    items = tastes.draw(users)
     for _ in range(_ROUNDS):
         keep = np.sort(np.unique(users * num_items + items, return_index=True)[1])
         users, items = users[keep], items[keep]
         short = counts - np.bincount(users, minlength=num_users)
         if not short.any():
-            break
+            return users, items
         extra = np.repeat(np.arange(num_users, dtype=np.int64), short)
-        users, items = np.concatenate([users, extra]), np.concatenate([items, draw(extra)])
-    else:  # the last few: uniformly among each short user's unseen items
-        keep = np.sort(np.unique(users * num_items + items, return_index=True)[1])
-        users, items = users[keep], items[keep]
-        short = counts - np.bincount(users, minlength=num_users)
-        extra_users, extra_items = _fill(users, items, short, num_items, rng)
-        users = np.concatenate([users, extra_users])
-        items = np.concatenate([items, extra_items])
-    stamps = rng.integers(_START, _START + _SPAN, len(users))
-    order = np.lexsort((stamps, users))  # users in id order, each in time order
-    return pd.DataFrame({
-        "user": users[order].astype(np.int32), "item": items[order].astype(np.int32),
-        "rating": rng.integers(1, 6, len(users)).astype(np.int32),
-        "timestamp": stamps[order].astype(np.int32)})
+        users, items = np.concatenate([users, extra]), np.concatenate([items, tastes.draw(extra)])
+    keep = np.sort(np.unique(users * num_items + items, return_index=True)[1])
+    users, items = users[keep], items[keep]
+    short = counts - np.bincount(users, minlength=num_users)
+    extra_users, extra_items = _fill(users, items, short, num_items, rng)
+    return np.concatenate([users, extra_users]), np.concatenate([items, extra_items])
 
 
 def _fill(users: np.ndarray, items: np.ndarray, short: np.ndarray, num_items: int,

@@ -3,15 +3,19 @@ output weights, or a plain dot product) and MLP, joined by one bias-free dense l
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
+import mxnet as mx
 import numpy as np
-from mxnet import use_np
+from mxnet import gluon, use_np
 from mxnet.gluon import nn
 
+from ._gluon import get_weights, parameters
+from ._util import check_memory
+from .config import FitConfig, ModelSpec
 from .scoring import neumf_scores
 
-__all__ = ["GMF", "MLP", "NeuMF"]
+__all__ = ["GMF", "MLP", "NeuMF", "Popularity", "build_model", "initialize"]
 
 OUTPUT_ACTIVATIONS = (None, "sigmoid")
 
@@ -69,9 +73,7 @@ class _Ranker(nn.HybridBlock):
         -------
         Shape (n, num_items), float32.
         """
-        weights = {name: param.data().asnumpy()
-                   for name, param in self._collect_params_with_prefix().items()}
-        scores = neumf_scores(weights, np.asarray(user_ids, dtype=np.int64),
+        scores = neumf_scores(get_weights(self), np.asarray(user_ids, dtype=np.int64),
                               num_factors=self.gmf_factors, num_layers=len(self.nums_hiddens),
                               mlp_factors=self.mlp_factors, max_pairs=max_pairs)
         if self.output_activation == "sigmoid":
@@ -231,13 +233,12 @@ class NeuMF(_Ranker):
             raise ValueError("gmf must be a GMF with learned output weights")
         values = {}
         for tower in (gmf, mlp):
-            values.update({name: param.data().asnumpy()
-                           for name, param in tower._collect_params_with_prefix().items()
+            values.update({name: value for name, value in get_weights(tower).items()
                            if name != "prediction_layer.weight"})
         values["prediction_layer.weight"] = np.concatenate(
             [alpha * gmf.prediction_layer.weight.data().asnumpy(),
              (1.0 - alpha) * mlp.prediction_layer.weight.data().asnumpy()], axis=1)
-        own = self._collect_params_with_prefix()
+        own = parameters(self)
         if set(values) != set(own):
             raise ValueError(f"the towers' parameters {sorted(values)} do not make up this "
                              f"NeuMF's {sorted(own)}")
@@ -278,3 +279,36 @@ class Popularity(_Ranker):
         """The counts, repeated for each of ``user_ids``: shape (n, num_items)."""
         counts = self.counts.data().asnumpy()
         return np.broadcast_to(counts, (len(np.atleast_1d(user_ids)), len(counts))).copy()
+
+
+def build_model(config: Union[FitConfig, ModelSpec], num_users: int,
+                num_items: int) -> gluon.HybridBlock:
+    """The (uninitialised) block that ``config.model`` names, sized for the data.
+    A MemoryError says so, before anything is allocated, when its weights (with
+    their gradients and optimizer state) cannot fit in memory."""
+    spec = config.model_spec if isinstance(config, FitConfig) else config
+    # weights, gradients and two optimizer state arrays, float32 each
+    check_memory(16 * spec.num_weights(num_users, num_items),
+                 f"a {spec.model} model of {spec.num_factors} factors for {num_users} users "
+                 f"and {num_items} items (num_factors={spec.num_factors}, "
+                 f"nums_hiddens={list(spec.nums_hiddens)})")
+    activation = "sigmoid" if spec.tutorial_exact else None
+    if spec.model == "neumf":
+        return NeuMF(spec.num_factors, num_users, num_items, spec.nums_hiddens,
+                     output_activation=activation, mlp_factors=spec.mlp_factors)
+    if spec.model in ("gmf", "mf"):
+        return GMF(spec.num_factors, num_users, num_items, output_weights=spec.model == "gmf")
+    if spec.model == "mlp":
+        return MLP(spec.mlp_width, num_users, num_items, spec.nums_hiddens)
+    return Popularity(num_users, num_items)
+
+
+def initialize(net: gluon.Block, spec: ModelSpec, devices) -> None:
+    """Every weight from Normal(0, ``init_sigma``), as the tutorial; with
+    ``dense_init='xavier'`` the dense layers from Xavier instead (the NCF
+    authors' code; a deep MLP tower otherwise sits on a plateau)."""
+    net.initialize(mx.init.Normal(spec.init_sigma), ctx=list(devices))
+    if spec.dense_init == "xavier":
+        for name, param in parameters(net).items():
+            if name.endswith("weight") and name.startswith(("mlp.", "prediction_layer.")):
+                param.initialize(mx.init.Xavier(), ctx=list(devices), force_reinit=True)

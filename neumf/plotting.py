@@ -49,6 +49,9 @@ class LivePlot:
     def __init__(self, history: List[Dict[str, float]] | None = None):
         self.history = list(history or [])
 
+    def on_epoch_end(self, stats: Dict[str, float]) -> None:
+        self(stats)
+
     def __call__(self, stats: Dict[str, float]) -> None:
         self.history.append(stats)
         try:

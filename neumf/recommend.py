@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
@@ -9,9 +10,11 @@ import mxnet as mx
 import numpy as np
 import pandas as pd
 
+from ._util import check_positive_int
 from .evaluation import score_users
+from .interactions import SeenIndex
 
-__all__ = ["Recommendations", "recommend"]
+__all__ = ["Recommendations", "as_raw_ids", "recommend", "top_k"]
 
 
 @dataclass
@@ -34,6 +37,26 @@ class Recommendations:
                 for user, items, scores in zip(self.users, self.items, self.scores)
                 for rank, (item, score) in enumerate(zip(items, scores), start=1)]
         return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
+
+
+def as_raw_ids(ids, what: str = "users") -> List[str]:
+    """Raw ids as strings: one id (a string or a number) is a list of one; any
+    other iterable lists them. Whole-number floats read as integers."""
+    if isinstance(ids, (str, bytes, numbers.Number)) or np.ndim(ids) == 0:
+        ids = [ids]
+    try:
+        items = list(ids)
+    except TypeError:
+        raise TypeError(f"{what} must be a raw id or a list of raw ids; got {ids!r}") from None
+    out = []
+    for value in items:
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+                float(value).is_integer():
+            value = int(value)
+        out.append(str(value))
+    return out
 
 
 def _indices(raw_ids: np.ndarray, wanted: Sequence, what: str) -> np.ndarray:
@@ -69,41 +92,42 @@ def recommend(model, users: Sequence, k: int = 10, exclude_seen: bool = True, *,
     users_per_batch
         Users scored together (a memory bound: ``users_per_batch * num_items`` floats).
     """
-    if int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+    k = check_positive_int("k", k)
     if k > model.num_items:
         raise ValueError(f"k={k} is larger than the catalogue of {model.num_items} items")
     data = model.data
-    user_index = _indices(data.user_ids, list(users), "user")
+    users = as_raw_ids(users)
+    user_index = _indices(data.user_ids, users, "user")
     allowed = np.ones(model.num_items, dtype=bool)
     if items is not None:
         allowed[:] = False
-        allowed[_indices(data.item_ids, list(items), "item")] = True
+        allowed[_indices(data.item_ids, as_raw_ids(items, "items"), "item")] = True
     if exclude is not None:
-        allowed[_indices(data.item_ids, list(exclude), "item")] = False
+        allowed[_indices(data.item_ids, as_raw_ids(exclude, "exclude"), "item")] = False
     devices = list(devices) if devices is not None else [mx.cpu()]
-    order = np.argsort(data.train_users, kind="stable")
-    starts = np.searchsorted(data.train_users[order], np.arange(model.num_users + 1))
+    seen = SeenIndex.from_pairs(data.train_users, data.train_items, model.num_items) \
+        if exclude_seen else None
     out_items: List[List[str]] = []
     out_scores: List[np.ndarray] = []
     for start in range(0, len(user_index), users_per_batch):
         block = user_index[start:start + users_per_batch]
         scores = score_users(model.net, block, model.num_items, devices).astype(np.float64)
         scores[:, ~allowed] = -np.inf
-        if exclude_seen:
-            lengths = starts[block + 1] - starts[block]
-            rows = np.repeat(np.arange(len(block)), lengths)
-            # positions starts[u] .. starts[u + 1] - 1 of every user, without a loop
-            within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            seen = order[np.repeat(starts[block], lengths) + within]
-            scores[rows, data.train_items[seen]] = -np.inf
-        top = min(k, model.num_items)
-        best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
-        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, 1),
-                                                   axis=1, kind="stable"), axis=1)
-        best_scores = np.take_along_axis(scores, best, axis=1)
+        if seen is not None:
+            scores[seen.mask(block)] = -np.inf
+        best, best_scores = top_k(scores, k)
         for row in range(len(block)):
             keep = np.isfinite(best_scores[row])
             out_items.append(data.item_ids[best[row][keep]].astype(str).tolist())
             out_scores.append(best_scores[row][keep].astype(np.float32))
-    return Recommendations([str(user) for user in users], out_items, out_scores)
+    return Recommendations(users, out_items, out_scores)
+
+
+def top_k(scores: np.ndarray, k: int):
+    """Per row, the ``k`` best columns (best first; ties by column order) and
+    their scores, by partial selection: no full sort of each row."""
+    top = min(k, scores.shape[1])
+    best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    order = np.lexsort((best, -np.take_along_axis(scores, best, axis=1)), axis=1)
+    best = np.take_along_axis(best, order, axis=1)
+    return best, np.take_along_axis(scores, best, axis=1)

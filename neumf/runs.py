@@ -1,128 +1,221 @@
-"""Saved runs: a folder with the model in MXNet's own format, JSON for the rest,
-NumPy arrays for the data; no pickle anywhere."""
+"""Saved runs: :class:`FitResult`, and a run folder that belongs to its run.
+
+A run folder holds the model in MXNet's own format, JSON for the rest and
+NumPy arrays for the data; no pickle anywhere. Every file is written to a
+temporary name and renamed into place; ``run.json`` (the manifest), which
+names each file with its SHA-256, is replaced last, so a reader sees the old
+checkpoint or the new one, never a mixture. Nothing in the folder is deleted
+or overwritten unless a manifest of the run lists it. A folder being trained
+is locked (``.neumf.lock``, holding the writer's pid and host).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import tempfile
+import re
+import socket
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .datasets import RecData
-from .model import NeuMF
-from .parallel import try_all_gpus
-from .training import updaters
+from ._util import atomic_write, file_digest, json_safe
+from ._version import __version__
+from .config import FitConfig
+from .devices import try_all_gpus
+from .interactions import RecData
+from .model import build_model
+from .optim_state import optimizer_state, restore_optimizer
+from .plotting import plot_history
 
-__all__ = ["RunError", "export_net", "load_model", "read_run", "save_run"]
+try:  # POSIX: an OS-level lock, released by the OS when its holder dies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
-FORMAT = 1
+__all__ = ["FitResult", "RunError", "RunLock", "SavedRun", "TrainingState", "check_out",
+           "export_net", "load_model", "load_params", "read_run", "restore_training",
+           "save_run", "saved_data", "saved_history"]
+
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST, DATA = "run.json", "data.npz"
 METRICS, CURVES = "metrics.json", "curves.png"
 BEST = "model-best.params"
+LOCK = ".neumf.lock"
+_REQUIRED = ("format", "library", "version", "config", "source", "num_users", "num_items",
+             "files", "sha256", "history", "id_maps")
+# Temporaries of atomic_write for the run's own file names.
+_TEMPORARY = re.compile(r"^\.(run\.json|data\.npz|metrics\.json|curves\.png|"
+                        r"model-(\d{4,}|best)\.params|optimizer-\d{4,}\.states)\.[^.]+\.tmp$")
 PathLike = Union[str, os.PathLike]
 
 
 class RunError(ValueError):
-    """A run folder is missing files, was written by another format, or is damaged."""
+    """A run folder is missing files, was written by another format, is damaged,
+    is another process's, or is not a run at all."""
 
 
 @dataclass
-class SavedRun:
-    """A run folder's manifest, read and checked (see :func:`read_run`)."""
+class TrainingState:
+    """What a checkpoint needs beyond the result: the Trainer (optimizer state),
+    the sampler (its generator's state), the best epoch's weights kept by early
+    stopping, and the validation pairs' sampled negatives."""
 
-    path: Path
-    config: Any
-    source: Dict[str, Any]
-    manifest: Dict[str, Any]
+    trainer: gluon.Trainer | None = None
+    sampler: Any = None
+    best_weights: Dict[str, np.ndarray] | None = None
+    validation_negatives: np.ndarray | None = None
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through ``write(temporary_name)`` and rename into place, so a reader
-    never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+@dataclass
+class FitResult:
+    """What :func:`neumf.fit` returns: the trained network, its final test
+    metrics, the per-epoch history (see :func:`neumf.train_ranking`; with
+    validation, also ``val_*`` metrics) and the data. ``best_epoch`` is the
+    epoch whose weights ``net`` holds when early stopping restored them;
+    ``towers`` the test metrics of the pretrained GMF and MLP; ``seconds`` the
+    ``wall`` and ``cpu`` (process, all threads) seconds of the call;
+    ``run_dir`` the folder the run was saved in."""
+
+    net: gluon.Block
+    config: FitConfig
+    history: List[Dict[str, float]]
+    num_users: int
+    num_items: int
+    hit_rate: float = float("nan")
+    auc: float = float("nan")
+    metrics: Dict[str, float] = field(default_factory=dict)
+    data: RecData | None = None
+    source: Dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    towers: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+    state: TrainingState | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        data = self.data.name if self.data is not None else "?"
+        headline = ", ".join(f"{key} {value:.4f}" for key, value in self.metrics.items()
+                             if key.startswith(("hr@", "ndcg@")) or key == "auc")
+        return (f"FitResult({self.config.model} on {data}: {self.num_users} users x "
+                f"{self.num_items} items, {len(self.history)} epochs"
+                + (f", {headline}" if headline else "")
+                + (f", saved in {self.run_dir}" if self.run_dir else "") + ")")
+
+    def save(self, run_dir: PathLike, *, final: bool = True, overwrite: bool = False) -> Path:
+        """Write the run (model, configuration, id maps, optimizer and sampler
+        state, metrics) into ``run_dir``, which must be new, empty, this run's
+        own folder, or (with ``overwrite``) another run's; see
+        :func:`save_run` and :func:`neumf.load_model`."""
+        run_dir = Path(run_dir)
+        if self.run_dir is None or run_dir.resolve() != Path(self.run_dir).resolve():
+            check_out(run_dir, overwrite=overwrite)
+        with RunLock(run_dir):
+            return save_run(self, run_dir, final=final)
+
+    def export(self, prefix: PathLike) -> Tuple[Path, Path]:
+        """The hybridized network as MXNet symbol and parameter files for serving
+        (``<prefix>-symbol.json``, ``<prefix>-0000.params``); inputs are
+        ``data0`` (user indices) and ``data1`` (item indices)."""
+        return export_net(self.net, prefix)
+
+
+# --- the folder: whose it is, and who writes it -----------------------------------------------
+
+class RunLock:
+    """An exclusive lock on a run folder, for as long as a process writes it.
+    ``acquire`` refuses at once, naming the holder's pid and host, when another
+    process holds it; the OS releases the lock of a process that dies, so a
+    stale lock is taken over."""
+
+    def __init__(self, folder: PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
+        self._handle = None
+
+    def acquire(self) -> RunLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip()
+                handle.close()
+                raise RunError(f"{self.folder} is being written by another neumf process "
+                               f"({_describe_holder(holder)}): wait for it to finish, or "
+                               "choose another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            if fcntl is not None:
+                fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _describe_holder(text: str) -> str:
     try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the run from other users
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        holder = json.loads(text)
+        return f"pid {holder['pid']} on host {holder['host']}, since {holder['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "an unknown holder"
 
 
-def _write_json(path: Path, value) -> None:
-    def write(name: str) -> None:
-        with open(name, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=1, allow_nan=False)
-    _atomic(path, write)
+def check_out(out: PathLike, *, resume: PathLike | None = None, overwrite: bool = False) -> Path:
+    """The run folder ``out`` if a run may be written there, else a RunError
+    that says why and what to do: it must name a folder (not a file); an
+    existing run is continued only from ``resume`` or replaced with
+    ``overwrite``; a non-empty folder that is not a neumf run is never used."""
+    if out is None or not str(out).strip():
+        raise ValueError(f"out must name a folder for the run; got {str(out)!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file, not a folder: choose a folder for the run (out=, "
+                       "--out)")
+    if not out.is_dir():
+        return out
+    entries = sorted(path.name for path in out.iterdir() if path.name != LOCK)
+    if MANIFEST in entries:
+        same = resume is not None and Path(resume).resolve() == out.resolve()
+        if not same and not overwrite:
+            raise RunError(f"{out} already holds a neumf run: continue it with resume= "
+                           f"(neumf train --resume {out}), or replace it with overwrite=True "
+                           "(--overwrite)")
+        return out
+    foreign = [name for name in entries if not _TEMPORARY.match(name)]
+    if foreign and not (out / LOCK).exists():
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise RunError(f"{out} is not empty and is not a neumf run (it holds {shown}): "
+                       "choose a new or empty folder for the run")
+    return out
 
 
-def _json_safe(value):
-    """NaN and infinities as null, NumPy scalars as Python ones."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _structural_names(trainer: gluon.Trainer, net: NeuMF) -> Dict[int, str]:
-    """Trainer index -> structural parameter name (``mlp.0.weight``): indices and
-    MXNet's own names depend on creation order, so state is saved by structure."""
-    by_id = {id(param): name for name, param in net._collect_params_with_prefix().items()}
-    return {index: by_id[id(param)] for index, param in enumerate(trainer._params)}
-
-
-def _optimizer_state(trainer: gluon.Trainer, net: NeuMF) -> Tuple[Dict[str, mx.nd.NDArray],
-                                                                    Dict]:
-    updater = updaters(trainer)[0]
-    names = _structural_names(trainer, net)
-    arrays, layout = {}, {}
-    for index, state in updater.states.items():
-        parts = state if isinstance(state, (tuple, list)) else (state,)
-        name = names[index]
-        layout[name] = {"tuple": isinstance(state, (tuple, list)),
-                        "parts": [None if part is None else f"{name}.{j}"
-                                  for j, part in enumerate(parts)]}
-        for j, part in enumerate(parts):
-            if part is not None:
-                arrays[f"{name}.{j}"] = part.as_in_context(mx.cpu())
-    optimizer = updater.optimizer
-    meta = {"layout": layout, "num_update": optimizer.num_update,
-            "update_count": {names[k]: v for k, v in optimizer._index_update_count.items()}}
-    return arrays, meta
-
-
-def _restore_optimizer(trainer: gluon.Trainer, net: NeuMF,
-                       arrays: Dict[str, mx.nd.NDArray], meta: Dict) -> None:
-    index_of = {name: index for index, name in _structural_names(trainer, net).items()}
-    for updater in updaters(trainer):
-        for name, entry in meta["layout"].items():
-            parts = [None if key is None else arrays[key].copy() for key in entry["parts"]]
-            updater.states[index_of[name]] = tuple(parts) if entry["tuple"] else parts[0]
-            updater.states_synced[index_of[name]] = False  # moved to the weight's device on use
-        optimizer = updater.optimizer
-        optimizer.num_update = meta["num_update"]
-        counts = {index_of[name]: count for name, count in meta["update_count"].items()}
-        # Adam's bias correction reads per-device counts, selected before each update
-        devices = {context.device_id for context in net.collect_params().list_ctx()} | {0}
-        optimizer._all_index_update_counts = {device: dict(counts) for device in devices}
-        optimizer._index_update_count = optimizer._all_index_update_counts[0]
-
+# --- writing --------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _np_semantics():
@@ -133,215 +226,264 @@ def _np_semantics():
         yield
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
-    """Write ``result`` (a :class:`neumf.FitResult`) into ``run_dir`` as a checkpoint.
-
-    Files: ``model-EPOCH.params`` and ``optimizer-EPOCH.states`` (MXNet's
-    formats), ``data.npz`` (training and test pairs), then ``run.json`` (format,
-    library version, configuration, data source, sizes, raw id maps, optimizer
-    layout, sampler state, history, and the SHA-256 of each file above), then
-    ``metrics.json`` and, when ``final`` and matplotlib is there, ``curves.png``.
-    Every file goes to a temporary name and is renamed into place, and
-    ``run.json`` names the new files only once they are complete, so a process
-    killed at any moment leaves the previous checkpoint loadable.
-    """
-    from . import __version__
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data: RecData = result.data
-    epoch = len(result.history)
-    files = {"model": f"model-{epoch:04d}.params", "data": DATA}
-    with _np_semantics():
-        _atomic(run_dir / files["model"], result.net.save_parameters)
-    if result.best_params is not None:  # early stopping's best epoch, for resume
-        files["best"] = BEST
-        best = {name: mx.nd.array(value) for name, value in result.best_params.items()}
-        with _np_semantics():
-            _atomic(run_dir / BEST, lambda name: mx.nd.save(name, best))
-    optimizer_meta = None
-    if result.trainer is not None:
-        files["optimizer"] = f"optimizer-{epoch:04d}.states"
-        arrays, optimizer_meta = _optimizer_state(result.trainer, result.net)
-        with _np_semantics():
-            _atomic(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
+def _data_arrays(data: RecData, state: TrainingState | None) -> Dict[str, np.ndarray]:
     arrays = {"train_users": data.train_users, "train_items": data.train_items,
               "test_users": data.test_users, "test_items": data.test_items}
     for optional in ("test_negatives", "train_times"):
         if getattr(data, optional) is not None:
             arrays[optional] = getattr(data, optional)
+    if state is not None and state.validation_negatives is not None:
+        arrays["validation_negatives"] = state.validation_negatives
+    return arrays
+
+
+def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
+                            ) -> Tuple[Dict[str, str], Dict | None]:
+    """The model, best weights, optimizer state and data; returns the files
+    written by role, and the optimizer's layout."""
+    state = result.state
+    files = {"model": f"model-{epoch:04d}.params", "data": DATA}
+    with _np_semantics():
+        atomic_write(run_dir / files["model"], result.net.save_parameters)
+        if state is not None and state.best_weights is not None:
+            files["best"] = BEST
+            best = {name: mx.nd.array(value) for name, value in state.best_weights.items()}
+            atomic_write(run_dir / BEST, lambda name: mx.nd.save(name, best))
+        meta = None
+        if state is not None and state.trainer is not None:
+            files["optimizer"] = f"optimizer-{epoch:04d}.states"
+            arrays, meta = optimizer_state(state.trainer, result.net)
+            atomic_write(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
+    arrays = _data_arrays(result.data, state)
 
     def write_npz(name: str) -> None:
         with open(name, "wb") as handle:
             np.savez(handle, **arrays)
-    _atomic(run_dir / DATA, write_npz)
-    history = _json_safe(result.history)
-    sampler_state = (None if result.sampler is None
-                     else result.sampler.rng.bit_generator.state)
-    _write_json(run_dir / MANIFEST, _json_safe({
+    atomic_write(run_dir / DATA, write_npz)
+    return files, meta
+
+
+def _write_json(path: Path, value) -> None:
+    def write(name: str) -> None:
+        with open(name, "w", encoding="utf-8") as handle:
+            json.dump(json_safe(value), handle, indent=1, allow_nan=False)
+    atomic_write(path, write)
+
+
+def _previous_files(run_dir: Path) -> set:
+    """The files the folder's current manifest lists (empty without one)."""
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+        return set(manifest.get("files", {}).values()) | set(manifest.get("outputs", ()))
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Path:
+    """Write ``result`` into ``run_dir`` as a checkpoint (the caller has checked
+    the folder with :func:`check_out` and holds its :class:`RunLock`).
+
+    Files: ``model-EPOCH.params`` and ``optimizer-EPOCH.states`` (MXNet's
+    formats), ``data.npz`` (training and test pairs, negatives), then
+    ``run.json`` (format, library version, configuration, data source with
+    digests, sizes, raw id maps, optimizer layout, sampler state, history,
+    final metrics, and the SHA-256 of each file above), then ``metrics.json``
+    and, when ``final`` and matplotlib is there, ``curves.png``. The previous
+    checkpoint's files that the new manifest no longer lists are removed,
+    and nothing else.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous_files(run_dir)
+    epoch = len(result.history)
+    files, optimizer_meta = _write_checkpoint_files(result, run_dir, epoch)
+    state, data = result.state, result.data
+    outputs = [METRICS] + ([CURVES] if final or CURVES in previous else [])
+    _write_json(run_dir / MANIFEST, {
         "format": FORMAT, "library": "neumf", "version": __version__,
         "config": dataclasses.asdict(result.config), "source": result.source,
         "dataset_name": data.name, "num_users": result.num_users,
         "num_items": result.num_items, "epochs_done": epoch, "files": files,
-        "sha256": {name: _sha256(run_dir / name) for name in files.values()},
-        "optimizer": optimizer_meta, "sampler_rng": sampler_state, "history": history,
-        "best_epoch": result.best_epoch, "towers": result.towers,
-        "id_maps": {"users": data.user_ids.astype(str).tolist(),
-                    "items": data.item_ids.astype(str).tolist()}}))
-    _remove_stale(run_dir, set(files.values()))
+        "sha256": {name: file_digest(run_dir / name) for name in files.values()},
+        "optimizer": optimizer_meta, "history": result.history,
+        "sampler_rng": (None if state is None or state.sampler is None
+                        else state.sampler.rng.bit_generator.state),
+        "best_epoch": result.best_epoch, "towers": result.towers, "metrics": result.metrics,
+        "id_maps": {"users": data.user_ids.tolist(), "items": data.item_ids.tolist()},
+        "outputs": outputs})
+    for name in sorted(previous - set(files.values()) - set(outputs)):
+        (run_dir / name).unlink(missing_ok=True)
+    for path in run_dir.iterdir():
+        if _TEMPORARY.match(path.name):  # left by a writer that was killed
+            path.unlink(missing_ok=True)
     timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
                "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
-    _write_json(run_dir / METRICS, _json_safe({
-        **result.metrics, "hit_rate": result.hit_rate, "auc_tutorial": result.auc,
-        "history": history, "timings": timings}))
+    _write_json(run_dir / METRICS, {**result.metrics, "hit_rate": result.hit_rate,
+                                    "auc_tutorial": result.auc, "history": result.history,
+                                    "timings": timings})
     if final:
-        try:
-            from .plotting import plot_history
-            _atomic(run_dir / CURVES,
-                    lambda name: plot_history(result.history, name, fmt="png"))
-        except ImportError:
-            warnings.warn("matplotlib is not installed, so curves.png was not drawn "
-                          "(pip install 'neumf[plot]')", UserWarning, stacklevel=2)
+        _draw_curves(result.history, run_dir / CURVES)
     return run_dir
 
 
-def _remove_stale(run_dir: Path, keep: set) -> None:
-    """Older checkpoints' files and temporaries a killed writer left behind."""
-    for path in run_dir.iterdir():
-        stale_checkpoint = (path.name.startswith(("model-", "optimizer-"))
-                            and path.name not in keep)
-        if stale_checkpoint or (path.name.startswith(".") and path.name.endswith(".tmp")):
-            path.unlink(missing_ok=True)
+def _draw_curves(history, path: Path) -> None:
+    try:
+        atomic_write(path, lambda name: plot_history(history, name, fmt="png"))
+    except ImportError:
+        warnings.warn("matplotlib is not installed, so curves.png was not drawn "
+                      "(pip install 'neumf[plot]')", UserWarning, stacklevel=3)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+@dataclass
+class SavedRun:
+    """A run folder's manifest, read and checked (see :func:`read_run`)."""
+
+    path: Path
+    config: FitConfig
+    source: Dict[str, Any]
+    manifest: Dict[str, Any]
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.manifest["history"])
+
+    def file(self, role: str) -> Path | None:
+        """The path of the file the manifest lists for ``role`` (None if none)."""
+        name = self.manifest["files"].get(role)
+        return None if name is None else self.path / name
 
 
 def read_run(run_dir: PathLike) -> SavedRun:
     """Read and check a run folder: its manifest, and every file it names against
-    the recorded SHA-256."""
-    from . import __version__
-    from .experiment import FitConfig
-
+    the recorded SHA-256. A RunError names the file and what is wrong."""
     run_dir = Path(run_dir)
-    if not (run_dir / MANIFEST).is_file():
+    path = run_dir / MANIFEST
+    if not path.is_file():
         raise RunError(f"{run_dir}: not a complete neumf run; missing {MANIFEST} (no "
                        "checkpoint was finished there)")
     try:
-        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RunError(f"{run_dir / MANIFEST}: not valid JSON ({exc})") from None
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("library") != "neumf" \
-            or manifest.get("format") != FORMAT:
+            or manifest.get("format") not in READABLE_FORMATS:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise RunError(f"{run_dir / MANIFEST}: not a neumf run of format {FORMAT} "
+        raise RunError(f"{path}: not a neumf run of format {READABLE_FORMATS} "
                        f"(format {found!r})")
-    if str(manifest.get("version", "")).split(".")[0] != __version__.split(".")[0]:
-        raise RunError(f"{run_dir}: saved by neumf {manifest.get('version')}, which this "
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        raise RunError(f"{path}: {', '.join(map(repr, missing))} missing (the manifest is "
+                       "damaged, or was not written by neumf)")
+    if str(manifest["version"]).split(".")[0] != __version__.split(".")[0]:
+        raise RunError(f"{run_dir}: saved by neumf {manifest['version']}, which this "
                        f"neumf {__version__} cannot read")
     for name, expected in manifest["sha256"].items():
-        path = run_dir / name
-        if not path.is_file():
+        if not (run_dir / name).is_file():
             raise RunError(f"{run_dir}: missing {name}, which {MANIFEST} lists")
-        if _sha256(path) != expected:
-            raise RunError(f"{path}: SHA-256 does not match {MANIFEST}; the file was "
-                           "modified or damaged")
-    config = dict(manifest["config"])
-    config["nums_hiddens"] = tuple(config["nums_hiddens"])
-    if "ks" in config:
-        config["ks"] = tuple(config["ks"])
-    return SavedRun(run_dir, FitConfig(**config), manifest["source"], manifest)
+        if file_digest(run_dir / name) != expected:
+            raise RunError(f"{run_dir / name}: SHA-256 does not match {MANIFEST}; the file "
+                           "was modified or damaged")
+    try:
+        config = FitConfig.from_saved(manifest["config"], str(path))
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{path}: the saved config is not valid ({exc})") from None
+    return SavedRun(run_dir, config, manifest["source"], manifest)
 
 
-def _history(saved: SavedRun) -> List[Dict[str, float]]:
+def saved_history(saved: SavedRun) -> List[Dict[str, float]]:
+    """The run's per-epoch history, with JSON's nulls back as NaN."""
     return [{key: float("nan") if value is None else value for key, value in stats.items()}
             for stats in saved.manifest["history"]]
 
 
-def _load_params(saved: SavedRun, net: NeuMF, devices: Sequence[mx.Context]) -> None:
+def saved_data(saved: SavedRun) -> Tuple[RecData, np.ndarray | None]:
+    """The training and test pairs, negatives and id maps the run saved, and its
+    validation negatives (or None)."""
+    manifest = saved.manifest
+    try:
+        with np.load(saved.path / DATA, allow_pickle=False) as arrays:
+            values = {key: arrays[key] for key in arrays.files}
+        return RecData(manifest.get("dataset_name", "run"), values["train_users"],
+                       values["train_items"], values["test_users"], values["test_items"],
+                       manifest["num_users"], manifest["num_items"],
+                       np.asarray(manifest["id_maps"]["users"]),
+                       np.asarray(manifest["id_maps"]["items"]),
+                       values.get("test_negatives"), values.get("train_times")), \
+            values.get("validation_negatives")
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunError(f"{saved.path / DATA}: cannot be read as this run's data ({exc})") \
+            from None
+
+
+def load_params(saved: SavedRun, net: gluon.Block, devices: Sequence[mx.Context]) -> None:
+    """The run's last (or only) parameters into a freshly built network."""
+    path = saved.file("model")
     try:
         with _np_semantics():
-            net.load_parameters(str(saved.path / saved.manifest["files"]["model"]),
-                                ctx=list(devices))
+            net.load_parameters(str(path), ctx=list(devices))
     except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise RunError(f"{saved.path / saved.manifest['files']['model']}: cannot be loaded "
-                       "into the saved network "
+        raise RunError(f"{path}: cannot be loaded into the saved network "
                        f"({str(exc).splitlines()[0]})") from None
 
 
-def restore_training_state(saved: SavedRun, net: NeuMF, trainer: gluon.Trainer, sampler,
-                           devices: Sequence[mx.Context]
-                           ) -> Tuple[List[Dict[str, float]], Dict[str, np.ndarray] | None]:
-    """Load parameters, optimizer state and sampler state from ``saved`` into a
-    freshly built network, trainer and sampler; returns the saved history and
-    the best epoch's weights kept for early stopping (or None)."""
-    _load_params(saved, net, devices)
-    meta = saved.manifest.get("optimizer")
-    if meta is not None:
-        optimizer_file = saved.path / saved.manifest["files"]["optimizer"]
+def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
+                     devices: Sequence[mx.Context]) -> None:
+    """Parameters, optimizer state, sampler state and the best epoch's weights of
+    ``saved`` into a freshly built network, Trainer and sampler."""
+    load_params(saved, net, devices)
+    meta, path = saved.manifest.get("optimizer"), saved.file("optimizer")
+    if meta is not None and path is not None and state.trainer is not None:
         with _np_semantics():
-            arrays = mx.nd.load(str(optimizer_file))
-        _restore_optimizer(trainer, net, arrays, meta)
-    if saved.manifest.get("sampler_rng") is not None:
-        sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
-    best = None
-    if "best" in saved.manifest["files"]:
+            arrays = mx.nd.load(str(path))
+        restore_optimizer(state.trainer, net, arrays, meta)
+    if saved.manifest.get("sampler_rng") is not None and state.sampler is not None:
+        state.sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
+    if saved.file("best") is not None:
         with _np_semantics():
-            best = {name: value.asnumpy() for name, value in
-                    mx.nd.load(str(saved.path / saved.manifest["files"]["best"])).items()}
-    return _history(saved), best
+            state.best_weights = {name: value.asnumpy() for name, value in
+                                  mx.nd.load(str(saved.file("best"))).items()}
 
 
-def saved_data(saved: SavedRun) -> RecData:
-    """The training and test pairs and id maps a run saved."""
-    manifest = saved.manifest
-    with np.load(saved.path / DATA, allow_pickle=False) as arrays:
-        values = {key: arrays[key] for key in arrays.files}
-    id_maps = manifest["id_maps"]
-    if (len(id_maps["users"]), len(id_maps["items"])) != (manifest["num_users"],
-                                                          manifest["num_items"]):
-        raise RunError(f"{saved.path / MANIFEST}: id maps do not match the model's sizes")
-    return RecData(manifest["dataset_name"], values["train_users"], values["train_items"],
-                   values["test_users"], values["test_items"], manifest["num_users"],
-                   manifest["num_items"], np.asarray(id_maps["users"]),
-                   np.asarray(id_maps["items"]), values.get("test_negatives"),
-                   values.get("train_times"))
+def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
+    """The final metrics: from the manifest (format 2), else from metrics.json,
+    which a damaged copy only makes absent (with a warning)."""
+    if "metrics" in saved.manifest:
+        return {key: float("nan") if value is None else value
+                for key, value in saved.manifest["metrics"].items()}
+    try:
+        stored = json.loads((saved.path / METRICS).read_text(encoding="utf-8"))
+        return {key: value for key, value in stored.items()
+                if key not in ("history", "timings", "hit_rate", "auc_tutorial")}
+    except (OSError, ValueError, AttributeError) as exc:
+        warnings.warn(f"{saved.path / METRICS}: unreadable ({exc}); the run loads without "
+                      "its final metrics", UserWarning, stacklevel=3)
+        return {}
 
 
-def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None):
-    """Load a saved run as a :class:`neumf.FitResult` (network, configuration,
+def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None) -> FitResult:
+    """Load a saved run as a :class:`FitResult` (network, configuration,
     history, metrics, data and id maps), ready to evaluate, recommend or export."""
-    from .experiment import FitResult, build_model
-
     saved = read_run(run_dir)
     manifest, config = saved.manifest, saved.config
     devices = list(devices) if devices is not None else try_all_gpus()
     net = build_model(config, manifest["num_users"], manifest["num_items"])
-    _load_params(saved, net, devices)
+    load_params(saved, net, devices)
     net.hybridize(static_alloc=True)
-    data = saved_data(saved)
-    metrics_path = saved.path / METRICS
-    metrics = {}
-    if metrics_path.is_file():
-        stored = json.loads(metrics_path.read_text(encoding="utf-8"))
-        metrics = {key: value for key, value in stored.items()
-                   if key not in ("history", "timings", "hit_rate", "auc_tutorial")}
-    history = _history(saved)
+    data, _ = saved_data(saved)
+    history = saved_history(saved)
     evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
     return FitResult(net=net, config=config, history=history, num_users=manifest["num_users"],
                      num_items=manifest["num_items"],
                      hit_rate=evaluated[-1]["hit_rate"] if evaluated else float("nan"),
                      auc=evaluated[-1]["auc"] if evaluated else float("nan"),
-                     metrics=metrics, data=data, source=saved.source,
-                     best_epoch=manifest.get("best_epoch"), towers=manifest.get("towers") or {})
+                     metrics=_saved_metrics(saved), data=data, source=saved.source,
+                     best_epoch=manifest.get("best_epoch"),
+                     towers=manifest.get("towers") or {}, run_dir=saved.path)
 
 
-def export_net(net: NeuMF, prefix: PathLike) -> Tuple[Path, Path]:
+def export_net(net: gluon.Block, prefix: PathLike) -> Tuple[Path, Path]:
     """Export the hybridized network as ``<prefix>-symbol.json`` and
     ``<prefix>-0000.params``, loadable with ``gluon.SymbolBlock.imports``."""
     prefix = Path(prefix)

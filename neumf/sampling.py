@@ -17,8 +17,9 @@ import numpy as np
 from mxnet import gluon
 
 from ._util import check_memory, check_positive_int
+from .interactions import SeenIndex
 
-__all__ = ["PRDataset", "SeenIndex", "TripletLoader", "candidate_pairs", "is_seen",
+__all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "is_seen",
            "sample_distinct", "sample_negatives", "sampled_negatives", "seen_keys"]
 
 Candidates = Union[Mapping[int, Sequence[int]], Sequence[Sequence[int]]]
@@ -61,56 +62,6 @@ def is_seen(query_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return keys[pos] == query_keys
 
 
-class SeenIndex:
-    """The seen ``(user, item)`` pairs, indexed to count and to draw each user's
-    unseen items.
-
-    Parameters
-    ----------
-    keys
-        Sorted unique ``user * num_items + item`` keys (:func:`seen_keys`).
-    num_items
-        Size of the catalogue.
-    """
-
-    def __init__(self, keys: np.ndarray, num_items: int):
-        self.keys = np.asarray(keys, dtype=np.int64)
-        self.num_items = int(num_items)
-        users = self.keys // self.num_items
-        items = self.keys - users * self.num_items
-        self._starts = np.searchsorted(self.keys, np.arange(int(users.max(initial=-1)) + 2)
-                                       * self.num_items)
-        # Unseen items before each seen item, offset per user so that one sorted
-        # array serves every user's search: item_j - (j - start of its user).
-        before = items - (np.arange(len(items)) - self._starts[users])
-        self._ranks = users * (self.num_items + 1) + before
-
-    @classmethod
-    def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_items: int) -> SeenIndex:
-        """The index of the given seen pairs."""
-        return cls(seen_keys(users, items, num_items), num_items)
-
-    def unseen_counts(self, users: np.ndarray) -> np.ndarray:
-        """How many items each of ``users`` never interacted with, int64."""
-        users = np.asarray(users, dtype=np.int64)
-        inside = np.minimum(users, len(self._starts) - 2)
-        seen = np.where(users < len(self._starts) - 1,
-                        self._starts[inside + 1] - self._starts[inside], 0)
-        return self.num_items - seen
-
-    def item_of_rank(self, users: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        """The ``ranks[n]``-th (0-based) unseen item of ``users[n]``, in item order.
-        Ranks must be below :meth:`unseen_counts`."""
-        users = np.asarray(users, dtype=np.int64)
-        ranks = np.asarray(ranks, dtype=np.int64)
-        if self.keys.size == 0:
-            return ranks
-        queries = users * (self.num_items + 1) + ranks
-        inside = np.minimum(users, len(self._starts) - 2)
-        start = np.where(users < len(self._starts) - 1, self._starts[inside], len(self.keys))
-        return ranks + np.searchsorted(self._ranks, queries, side="right") - start
-
-
 def sample_negatives(
     user_ids: np.ndarray, keys: np.ndarray, num_items: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -132,13 +83,15 @@ def sample_negatives(
     Shape (n,), int64: each draw uniform over its user's unseen items. A
     ValueError names a user who has seen every item (no negative exists).
     """
-    index = SeenIndex(keys, num_items)
-    user_ids = np.asarray(user_ids, dtype=np.int64)
+    return _one_each(np.asarray(user_ids, dtype=np.int64), SeenIndex(keys, num_items), rng)
+
+
+def _one_each(user_ids: np.ndarray, index: SeenIndex, rng: np.random.Generator) -> np.ndarray:
     available = index.unseen_counts(user_ids)
     if user_ids.size and available.min() < 1:
         user = int(user_ids[np.argmin(available)])
-        raise ValueError(f"user {user} has seen all {num_items} items, so no negative item "
-                         "can be sampled for it")
+        raise ValueError(f"user {user} has seen all {index.num_items} items, so no negative "
+                         "item can be sampled for it")
     return index.item_of_rank(user_ids, rng.integers(0, np.maximum(available, 1)))
 
 
@@ -256,7 +209,7 @@ class PRDataset(gluon.data.Dataset):
 
     def __getitem__(self, idx):
         user = self.users[idx]
-        negative = sample_negatives(np.atleast_1d(user), self.keys, self.num_items, self.rng)
+        negative = _one_each(np.atleast_1d(user).astype(np.int64), self.index, self.rng)
         return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
 
     def loader(self, batch_size: int, shuffle: bool = True, as_numpy: bool = False,

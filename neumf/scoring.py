@@ -11,19 +11,22 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["flush_tiny", "neumf_scores", "prune_mlp"]
+from ._util import negligible_limit
 
-TINY_WEIGHT = 1e-15
+__all__ = ["neumf_scores", "prune_mlp", "without_negligible"]
+
 BLOCK_FLOATS = 1 << 21  # float32 activations per per-pair block: 8 MiB
 
 Layers = List[Tuple[np.ndarray, np.ndarray]]
 
 
-def flush_tiny(weights: np.ndarray) -> np.ndarray:
-    """Zero the weights below 1e-15 in magnitude: weight decay leaves many, and
-    their products are float32 denormals, which are slow (2x on a trained
-    ML-100K model) while changing no score by more than float32 rounding."""
-    return np.where(np.abs(weights) < TINY_WEIGHT, np.float32(0), weights)
+def without_negligible(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Copies with the negligible weights (see :func:`neumf._util.negligible_limit`)
+    set to 0: their products are float32 denormals, which are slow (2x on a
+    trained ML-100K model) while changing no score by more than rounding."""
+    limit = negligible_limit(weights.values())
+    return {name: np.where(np.abs(value) < limit, np.float32(0), value)
+            for name, value in weights.items()}
 
 
 def prune_mlp(user_half: np.ndarray, item_half: np.ndarray, layers: Layers,
@@ -83,7 +86,7 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     -------
     Shape (n, num_items), float32.
     """
-    weights = {name: flush_tiny(value) for name, value in weights.items()}
+    weights = without_negligible(weights)
     mlp_factors = num_factors if mlp_factors is None else mlp_factors
     embeddings = weights["Q.weight"] if num_factors else weights["V.weight"]
     num_items = embeddings.shape[0]
@@ -108,14 +111,23 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     scores += np.float32(offset)
     if out_weight.size == 0:
         return scores  # every MLP unit is constant: GMF alone ranks
+    _add_pairwise_mlp(scores, user_half, item_half, layers, out_weight, max_pairs)
+    return scores
+
+
+def _add_pairwise_mlp(scores: np.ndarray, user_half: np.ndarray, item_half: np.ndarray,
+                      layers: Layers, out_weight: np.ndarray, max_pairs: int | None) -> None:
+    """Add the MLP tower's score of every (user, item) pair to ``scores`` (n,
+    items): the first layer from its two halves, the later layers per pair, in
+    blocks of users through two buffers reused in place (memory-bound work)."""
+    num_items = item_half.shape[0]
     widths = [item_half.shape[1]] + [weight.shape[0] for weight, _ in layers]
     if max_pairs is None:  # larger blocks, fewer calls; within a cache-friendly size
         max_pairs = BLOCK_FLOATS // max(widths)
     users_per_block = max(1, max_pairs // num_items)
-    # two buffers reused in place: the per-pair layers are memory-bound
     buffers = [np.empty(users_per_block * num_items * max(widths), dtype=np.float32)
                for _ in range(2)]
-    for start in range(0, len(user_ids), users_per_block):
+    for start in range(0, len(user_half), users_per_block):
         rows = slice(start, start + users_per_block)
         block = user_half[rows]
         pairs = len(block) * num_items
@@ -129,4 +141,3 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
             out += bias
             hidden = np.maximum(out, 0, out=out)
         scores[rows] += (hidden @ out_weight).reshape(len(block), num_items)
-    return scores

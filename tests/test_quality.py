@@ -21,7 +21,7 @@ from neumf import (
     validation_split,
     write_ncf,
 )
-from neumf.experiment import sampled_negatives
+from neumf.sampling import sampled_negatives
 
 
 def _pairs(num_users, num_items):

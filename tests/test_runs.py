@@ -27,8 +27,8 @@ def run(tmp_path_factory):
 def test_run_folder_contents(run):
     result, out, _ = run
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves.png", "data.npz", "metrics.json", "model-0004.params", "optimizer-0004.states",
-        "run.json"]  # the checkpoints of epochs 1 to 3 were replaced
+        ".neumf.lock", "curves.png", "data.npz", "metrics.json", "model-0004.params",
+        "optimizer-0004.states", "run.json"]  # the checkpoints of epochs 1 to 3 were replaced
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("hr@10", "ndcg@10", "hr@50", "auc", "mrr"):
         assert metrics[key] == pytest.approx(result.metrics[key])

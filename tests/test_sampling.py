@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from neumf import PRDataset, sample_negatives
-from neumf.sampling import SeenIndex, candidate_pairs, sample_distinct, seen_keys
+from neumf.interactions import SeenIndex
+from neumf.sampling import candidate_pairs, sample_distinct, seen_keys
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from neumf import PRDataset, evaluate_model, fit, from_frame, load_dataset, load_model
-from neumf.data import synthetic
-from neumf.experiment import shard_rows
+from neumf.distributed import shard_rows
+from neumf.generate import synthetic
 from neumf.model import NeuMF
 
 
@@ -91,7 +91,7 @@ PS_ROLE = [sys.executable, "-c", "import mxnet"]  # what launch runs as schedule
 
 
 def test_launch_reports_a_failing_worker_and_cleans_up():
-    from neumf.launch import launch
+    from neumf.distributed import launch
     code = launch([sys.executable, "-c", "import sys; sys.exit(3)"], num_workers=2,
                   num_servers=1, timeout=60)
     assert code == 3
@@ -99,7 +99,7 @@ def test_launch_reports_a_failing_worker_and_cleans_up():
 
 
 def test_launch_times_out_and_cleans_up():
-    from neumf.launch import launch
+    from neumf.distributed import launch
     worker = [sys.executable, "-c", "import time; time.sleep(60)"]
     code = launch(worker, num_workers=1, timeout=2)
     assert code == 124

@@ -1,5 +1,6 @@
-"""Run a command as MXNet distributed-KVStore workers on this host: a scheduler,
-parameter servers and workers, wired by the ``DMLC_*`` environment."""
+"""Training across processes: each worker's shard of the training pairs, and
+running a command as MXNet distributed-KVStore workers on this host (a
+scheduler, parameter servers and workers, wired by the ``DMLC_*`` environment)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,28 @@ import sys
 import time
 from typing import Dict, List, Mapping, Sequence
 
-__all__ = ["launch"]
+import numpy as np
+
+from ._util import check_positive_int
+
+__all__ = ["launch", "shard_rows"]
 
 # Importing mxnet with DMLC_ROLE=server or scheduler runs that role, then exits.
 _PS_COMMAND = (sys.executable, "-c", "import mxnet")
+
+
+def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) -> np.ndarray:
+    """Row indices of worker ``rank``'s shard: every ``num_workers``-th row,
+    padded by repeating its first rows to the same length for every worker,
+    a multiple of ``multiple``: synchronous workers must take the same number
+    of steps, and MXNet's server-side optimizer needs one batch size."""
+    if num_rows < num_workers:
+        raise ValueError(f"{num_rows} training pairs cannot be shared by {num_workers} "
+                         "workers: every worker needs at least one")
+    rows = np.arange(rank, num_rows, num_workers)
+    length = -(-num_rows // num_workers)
+    length = -(-length // multiple) * multiple
+    return np.resize(rows, length)
 
 
 def _free_port(host: str) -> int:
@@ -56,9 +75,8 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, *,
     (or 124 when ``timeout`` seconds passed). All started processes are
     stopped before returning, whatever happened.
     """
-    for name, value in (("num_workers", num_workers), ("num_servers", num_servers)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    check_positive_int("num_workers", num_workers)
+    check_positive_int("num_servers", num_servers)
     command = list(command)
     if not command:
         raise ValueError("command is empty: give the worker command after --")
