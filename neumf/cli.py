@@ -13,11 +13,13 @@ import json
 import sys
 import traceback
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import mxnet as mx
+from tqdm.auto import tqdm
 
-from ._util import json_safe
+from ._util import atomic_write, json_safe
 from ._version import __version__
 from .config import CHOICES, PRESETS, PROTOCOLS, FitConfig
 from .datasets import DATASETS
@@ -26,9 +28,11 @@ from .distributed import launch
 from .download import DownloadError
 from .evaluation import evaluate_model
 from .experiment import fit
-from .recommend import recommend
+from .plotting import plot_report
 from .runs import RunError, load_model, read_run
 from .sampling import sampled_negatives
+from .serving import Recommender, make_server
+from .serving import load as load_export
 from .tables import DataError
 
 __all__ = ["build_parser", "main"]
@@ -121,9 +125,12 @@ def _add_train(commands, track_given: bool) -> None:
 
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate a saved run",
-        description="Evaluate a saved run's model on its test pairs.")
-    evaluate.add_argument("--run", required=True, help="run folder written by 'neumf train'")
+        "evaluate", help="evaluate saved runs",
+        description="Evaluate saved runs' models on their test pairs; with --report, also "
+                    "beyond accuracy (HR@k by user activity, catalogue coverage, popularity "
+                    "of what is recommended) and a picture comparing the runs.")
+    evaluate.add_argument("--run", required=True, action="append",
+                          help="run folder written by 'neumf train'; repeat to compare runs")
     evaluate.add_argument("--protocol", choices=PROTOCOLS, default=None,
                           help="full: rank against every item not trained on; sampled: "
                                "against the data set's negatives or --eval-negatives random "
@@ -131,7 +138,37 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--eval-negatives", type=int, default=None,
                           help="negatives per test pair for the sampled protocol, when the "
                                "data set has none (default: the run's)")
+    evaluate.add_argument("--report", default=None,
+                          help="folder for report.png and report.json (default: none)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def _add_serving(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a run's model as a self-contained serving folder",
+        description="Write the hybridized graph, its parameters, the raw id maps and each "
+                    "user's training items into a folder that 'neumf serve', 'neumf "
+                    "recommend --export' and neumf.serving.load() read alone.")
+    export.add_argument("--run", required=True, help="run folder written by 'neumf train'")
+    export.add_argument("--out", required=True, help="the export folder (new or empty)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace the export already in --out")
+    serve = commands.add_parser(
+        "serve", help="answer recommendations over HTTP (JSON)",
+        description="Serve GET /health, GET /recommend?user=ID&k=10 and POST /recommend "
+                    '({"users": [...], "k": 10}) for an export or a run, until Ctrl-C.')
+    _add_model_source(serve)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8080,
+                       help="port to listen on (default: %(default)s)")
+    serve.add_argument("--log", action="store_true", help="log every request to stderr")
+
+
+def _add_model_source(parser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder written by 'neumf train'")
+    source.add_argument("--export", help="folder written by 'neumf export'")
 
 
 def _add_launch(commands) -> None:
@@ -156,12 +193,14 @@ def _add_launch(commands) -> None:
 
 def _add_recommend(commands) -> None:
     rec = commands.add_parser(
-        "recommend", help="top-k items for users of a saved run",
+        "recommend", help="top-k items for users of a saved run or export",
         description="Recommend the k best-scoring items to users, by raw id, leaving out "
-                    "what each user interacted with in training.")
-    rec.add_argument("--run", required=True, help="run folder written by 'neumf train'")
-    rec.add_argument("--user", action="append", required=True,
-                     help="raw user id; repeat for several users")
+                    "what each user interacted with in training; for many users, from a file, "
+                    "streamed to a CSV or JSON-lines file.")
+    _add_model_source(rec)
+    users = rec.add_mutually_exclusive_group(required=True)
+    users.add_argument("--user", action="append", help="raw user id; repeat for several users")
+    users.add_argument("--users-file", help="file of raw user ids, one per line ('-': stdin)")
     rec.add_argument("-k", type=int, default=10, help="items per user (default: %(default)s)")
     rec.add_argument("--exclude", nargs="+", default=None,
                      help="raw item ids never to recommend (default: none)")
@@ -169,6 +208,10 @@ def _add_recommend(commands) -> None:
                      help="recommend only among these raw item ids (default: all)")
     rec.add_argument("--include-seen", action="store_true",
                      help="also recommend items the user trained on")
+    rec.add_argument("--out", default=None,
+                     help="write to this .csv (user, rank, item, score) or .jsonl file "
+                          "instead of printing (default: print)")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     rec.add_argument("--json", action="store_true",
                      help="print {user: [{item, score}, ...]} as JSON instead of a table")
 
@@ -186,6 +229,7 @@ def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_launch(commands)
     _add_recommend(commands)
+    _add_serving(commands)
     return parser
 
 
@@ -215,34 +259,114 @@ def _train(args, argv: Sequence[str] | None) -> int:
 
 
 def _evaluate(args) -> int:
-    model = load_model(args.run)
-    config, data = model.config, model.data
-    protocol = args.protocol or config.protocol
-    negatives = None
-    if protocol == "sampled":
-        negatives = data.test_negatives
-        if negatives is None or args.eval_negatives is not None:
-            count = config.eval_negatives if args.eval_negatives is None else args.eval_negatives
-            negatives = sampled_negatives(data, count, config.seed)
-    ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
-    metrics = evaluate_model(model.net, data.test_users, data.test_items, data.train_users,
-                             data.train_items, model.num_items, [mx.cpu()],
-                             negatives=negatives, ks=ks)
-    if args.json:
-        print(json.dumps(json_safe({"protocol": protocol, "metrics": metrics})))
-    else:
-        print(f"{protocol} protocol: {_metrics_line(metrics)}")
+    reports = {}
+    for run in args.run:
+        model = load_model(run)
+        config, data = model.config, model.data
+        protocol = args.protocol or config.protocol
+        negatives = None
+        if protocol == "sampled":
+            negatives = data.test_negatives
+            if negatives is None or args.eval_negatives is not None:
+                count = (config.eval_negatives if args.eval_negatives is None
+                         else args.eval_negatives)
+                negatives = sampled_negatives(data, count, config.seed)
+        ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
+        metrics = evaluate_model(model.net, data.test_users, data.test_items, data.train_users,
+                                 data.train_items, model.num_items, [mx.cpu()],
+                                 negatives=negatives, ks=ks,
+                                 beyond_accuracy=args.report is not None)
+        label = f"{config.model} ({Path(run).name})"
+        reports[label] = metrics
+        if args.json:
+            print(json.dumps(json_safe({"run": str(run), "protocol": protocol,
+                                        "metrics": metrics})))
+        else:
+            print(f"{run}: {protocol} protocol: {_metrics_line(metrics)}")
+    if args.report is not None:
+        _write_report(Path(args.report), reports)
     return 0
 
 
+def _write_report(folder: Path, reports) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--report {folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    k = min(int(key.split("@")[1]) for metrics in reports.values() for key in metrics
+            if key.startswith("coverage@"))
+    atomic_write(folder / "report.png", lambda name: plot_report(reports, name, k=k))
+    atomic_write(folder / "report.json", lambda name: Path(name).write_text(
+        json.dumps(json_safe(reports), indent=1), encoding="utf-8"))
+    print(f"report: {folder / 'report.png'}, {folder / 'report.json'}")
+
+
+def _recommender(args) -> Recommender:
+    return load_export(args.export) if args.export else \
+        Recommender.from_result(load_model(args.run))
+
+
 def _recommend(args) -> int:
-    model = load_model(args.run)
-    result = recommend(model, args.user, args.k, exclude_seen=not args.include_seen,
-                       items=args.items, exclude=args.exclude)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(result.to_frame().to_string(index=False))
+    recommender = _recommender(args)
+    users = args.user or _read_users(args.users_file)
+    options = {"exclude_seen": not args.include_seen, "items": args.items,
+               "exclude": args.exclude}
+    if args.out is None:
+        result = recommender.recommend(users, args.k, **options)
+        print(json.dumps(result.to_dict()) if args.json
+              else result.to_frame().to_string(index=False))
+        return 0
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".jsonl"):
+        raise ValueError(f"--out {out} must end in .csv or .jsonl")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists: choose another file, or --overwrite")
+    with tqdm(total=len(users), unit="user", desc="recommending", leave=False,
+              disable=len(users) < 2) as bar:
+        atomic_write(out, lambda name: _write_recommendations(
+            name, recommender.recommend_blocks(users, args.k, **options), out.suffix, bar))
+    print(f"{len(users)} users' top {args.k} written to {out}")
+    return 0
+
+
+def _read_users(path: str):
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    users = [line.strip() for line in text.splitlines() if line.strip()]
+    if not users:
+        raise ValueError(f"--users-file {path} holds no user id")
+    return users
+
+
+def _write_recommendations(name: str, blocks, suffix: str, bar) -> None:
+    with open(name, "w", encoding="utf-8", newline="") as handle:
+        for number, block in enumerate(blocks):
+            if suffix == ".csv":
+                block.to_frame().to_csv(handle, header=number == 0, index=False)
+            else:
+                handle.writelines(json.dumps({"user": user, "items": items,
+                                              "scores": [float(score) for score in scores]})
+                                  + "\n" for user, items, scores in
+                                  zip(block.users, block.items, block.scores))
+            bar.update(len(block.users))
+
+
+def _export(args) -> int:
+    folder = load_model(args.run).export(args.out, overwrite=args.overwrite)
+    print(f"exported {args.run} to {folder}")
+    return 0
+
+
+def _serve(args) -> int:
+    recommender = _recommender(args)
+    server = make_server(recommender, args.host, args.port, quiet=not args.log)
+    host, port = server.server_address[:2]
+    print(f"serving {recommender!r} on http://{host}:{port} (GET /health, GET "
+          "/recommend?user=ID&k=10, POST /recommend); Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
     return 0
 
 
@@ -284,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (2 for bad input, with a message)."""
     args = build_parser().parse_args(argv)
     handlers = {"train": lambda: _train(args, argv), "evaluate": lambda: _evaluate(args),
-                "recommend": lambda: _recommend(args), "launch": lambda: _launch(args)}
+                "recommend": lambda: _recommend(args), "launch": lambda: _launch(args),
+                "export": lambda: _export(args), "serve": lambda: _serve(args)}
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.simplefilter("ignore", DeprecationWarning)

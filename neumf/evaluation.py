@@ -13,10 +13,10 @@ from mxnet import gluon, use_np
 from ._util import check_int, check_number
 from .devices import split_and_load
 from .interactions import RecData, SeenIndex
-from .metrics import rank_counts, ranking_metrics
+from .metrics import popularity_percentiles, rank_counts, ranking_metrics, top_k
 
-__all__ = ["BYTES_PER_PAIR", "DEFAULT_MAX_PAIRS", "RankingEvaluator", "evaluate_model",
-           "metric_names", "score_pairs", "score_users"]
+__all__ = ["ACTIVITY_BUCKETS", "BYTES_PER_PAIR", "DEFAULT_MAX_PAIRS", "RankingEvaluator",
+           "catalogue_metrics", "evaluate_model", "metric_names", "score_pairs", "score_users"]
 
 # Pairs scored per block of users: 16 MiB of float32 scores (ML-100K in one block).
 DEFAULT_MAX_PAIRS = 1 << 22
@@ -25,6 +25,8 @@ FORWARD_PAIRS = 1 << 18
 # Peak bytes per (user, item) pair of a full-ranking block: the scores, their
 # gathered copy, candidate and comparison masks, with headroom for temporaries.
 BYTES_PER_PAIR = 32
+# Test users by training interactions: the lowest, middle and top third.
+ACTIVITY_BUCKETS = ("cold", "warm", "heavy")
 # Sampled protocol: score only the candidates when the catalogue is this many
 # times larger than a row of them (else one score matrix per user is cheaper).
 PAIRWISE_RATIO = 8
@@ -129,32 +131,31 @@ def evaluate_model(
     ks: Sequence[int] = (10, 50),
     max_pairs: int = DEFAULT_MAX_PAIRS,
     memory_mb: float | None = None,
+    beyond_accuracy: bool = False,
 ) -> Dict[str, float]:
     """``hr@k`` and ``ndcg@k`` for each ``k``, ``auc`` and ``mrr``, averaged over
     the test pairs (one per user under leave-last-out).
 
     Parameters
     ----------
-    test_users, test_items
-        Shape (n,): the held-out pairs, 0-based.
-    seen_users, seen_items
-        The training pairs; with the full protocol these items are not ranked.
+    test_users, test_items, seen_users, seen_items
+        The held-out pairs, shape (n,), and the training pairs (not ranked
+        under the full protocol), 0-based.
     num_items, devices
         Catalogue size; contexts to score on.
     negatives
         Shape (n, m): the sampled protocol, each test item ranked against its
         row (-1 pads shorter rows); ``None``: the full protocol, against every
         item the user did not train on.
-    ks
-        Cut-offs.
-    max_pairs, memory_mb
-        (user, item) scores held at once, or a memory bound for them (about
-        :data:`BYTES_PER_PAIR` bytes a pair).
+    ks, max_pairs, memory_mb
+        Cut-offs; (user, item) scores held at once, or a memory bound for them
+        (about :data:`BYTES_PER_PAIR` bytes a pair).
+    beyond_accuracy
+        Also ``hr@k_cold``/``_warm``/``_heavy`` (test users in thirds by training
+        interactions) and :func:`catalogue_metrics` of their top-k lists.
 
-    Ties are broken uniformly at random, in expectation (a constant model
-    scores at chance). A test item its user trained on is never recommended:
-    a miss (every metric 0). A metric is averaged over the pairs where it is
-    defined (AUC needs another candidate).
+    Ties are broken at random, in expectation; a test item its user trained on
+    is a miss; a metric is averaged where defined.
     """
     test_users = np.asarray(test_users, dtype=np.int64)
     test_items = np.asarray(test_items, dtype=np.int64)
@@ -163,14 +164,60 @@ def evaluate_model(
     per_pair = {name: np.zeros(len(test_users)) for name in metric_names(ks)}
     if len(test_users) == 0:
         return _means(per_pair)
+    seen = SeenIndex.from_pairs(seen_users, seen_items, num_items)
     if negatives is not None and num_items > PAIRWISE_RATIO * (negatives.shape[1] + 1):
         _rank_sampled_pairs(per_pair, net, test_users, test_items, negatives, devices, ks,
                             max_pairs)
     else:
-        seen = SeenIndex.from_pairs(seen_users, seen_items, num_items)
         _rank_by_user(per_pair, net, test_users, test_items, seen, negatives, devices, ks,
                       max_pairs)
-    return _means(per_pair)
+    metrics = _means(per_pair)
+    if beyond_accuracy:
+        metrics.update(_by_activity(per_pair, seen.seen_counts(test_users), ks))
+        counts = np.bincount(np.asarray(seen_items, dtype=np.int64), minlength=num_items)
+        metrics.update(catalogue_metrics(net, np.unique(test_users), seen, counts, ks,
+                                         devices, max_pairs))
+    return metrics
+
+
+def _by_activity(per_pair: Dict[str, np.ndarray], activity: np.ndarray,
+                 ks: Sequence[int]) -> Dict[str, float]:
+    """``hr@k`` of the test pairs whose users are in each third by activity."""
+    low, high = np.quantile(activity, [1 / 3, 2 / 3])
+    buckets = {"cold": activity <= low, "warm": (activity > low) & (activity <= high),
+               "heavy": activity > high}
+    return {f"hr@{k}_{name}": float(per_pair[f"hr@{k}"][mask].mean()) if mask.any()
+            else float("nan") for k in ks for name, mask in buckets.items()}
+
+
+def catalogue_metrics(net: gluon.Block, users: np.ndarray, seen: SeenIndex,
+                      item_counts: np.ndarray, ks: Sequence[int],
+                      devices: Sequence[mx.Context], max_pairs: int = DEFAULT_MAX_PAIRS
+                      ) -> Dict[str, float]:
+    """What the top-k lists of ``users`` (over the whole catalogue, their
+    training items left out) look like: ``coverage@k``, the share of the
+    catalogue in at least one list, and ``popularity@k``, the mean popularity
+    percentile (0-100, by ``item_counts``) of the items recommended."""
+    num_items = seen.num_items
+    percentile = popularity_percentiles(item_counts)
+    shown = {k: np.zeros(num_items, dtype=bool) for k in ks}
+    totals = {k: [0.0, 0] for k in ks}
+    users_per_pass = max(1, max_pairs // num_items)
+    for start in range(0, len(users), users_per_pass):
+        block = users[start:start + users_per_pass]
+        scores = score_users(net, block, num_items, devices, max_pairs=max_pairs)
+        scores = np.where(seen.mask(block), -np.inf, scores.astype(np.float64))
+        best, best_scores = top_k(scores, max(ks))
+        for k in ks:
+            items = best[:, :k][np.isfinite(best_scores[:, :k])]
+            shown[k][items] = True
+            totals[k][0] += float(percentile[items].sum())
+            totals[k][1] += items.size
+    metrics = {}
+    for k in ks:
+        metrics[f"coverage@{k}"] = float(shown[k].mean())
+        metrics[f"popularity@{k}"] = totals[k][0] / totals[k][1] if totals[k][1] else float("nan")
+    return metrics
 
 
 def _checked_options(ks, num_items, max_pairs, memory_mb, negatives, num_pairs):

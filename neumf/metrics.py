@@ -13,7 +13,9 @@ __all__ = [
     "mrr_from_counts",
     "ndcg_from_counts",
     "rank_counts",
+    "popularity_percentiles",
     "ranking_metrics",
+    "top_k",
 ]
 
 
@@ -138,3 +140,23 @@ def ranking_metrics(higher: np.ndarray, ties: np.ndarray, num_candidates: np.nda
     metrics["auc"] = auc_from_counts(higher, ties, num_candidates)
     metrics["mrr"] = mrr_from_counts(higher, ties)
     return metrics
+
+
+def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` best columns (best first; ties by column order) and
+    their scores, by partial selection: no full sort of each row."""
+    top = min(k, scores.shape[1])
+    best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    order = np.lexsort((best, -np.take_along_axis(scores, best, axis=1)), axis=1)
+    best = np.take_along_axis(best, order, axis=1)
+    return best, np.take_along_axis(scores, best, axis=1)
+
+
+def popularity_percentiles(counts: np.ndarray) -> np.ndarray:
+    """Each item's popularity percentile (0-100): the share of items with fewer
+    interactions, ties counting one half."""
+    counts = np.asarray(counts)
+    ordered = np.sort(counts)
+    below = np.searchsorted(ordered, counts, side="left")
+    ties = np.searchsorted(ordered, counts, side="right") - below - 1
+    return 100.0 * (below + 0.5 * ties) / max(len(counts) - 1, 1)

@@ -13,7 +13,7 @@ from mxnet.gluon import nn
 from ._gluon import get_weights, parameters
 from ._util import check_memory
 from .config import FitConfig, ModelSpec
-from .scoring import neumf_scores
+from .scoring import ScorerSpec, score_all
 
 __all__ = ["GMF", "MLP", "NeuMF", "Popularity", "build_model", "initialize"]
 
@@ -73,12 +73,12 @@ class _Ranker(nn.HybridBlock):
         -------
         Shape (n, num_items), float32.
         """
-        scores = neumf_scores(get_weights(self), np.asarray(user_ids, dtype=np.int64),
-                              num_factors=self.gmf_factors, num_layers=len(self.nums_hiddens),
-                              mlp_factors=self.mlp_factors, max_pairs=max_pairs)
-        if self.output_activation == "sigmoid":
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        return scores
+        return score_all(get_weights(self), user_ids, self.scorer_spec(), max_pairs)
+
+    def scorer_spec(self) -> ScorerSpec:
+        """What :func:`neumf.scoring.score_all` needs beside the weights."""
+        return ScorerSpec(self.gmf_factors, self.mlp_factors, len(self.nums_hiddens),
+                          self.output_activation == "sigmoid")
 
 
 @use_np
@@ -277,8 +277,10 @@ class Popularity(_Ranker):
 
     def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """The counts, repeated for each of ``user_ids``: shape (n, num_items)."""
-        counts = self.counts.data().asnumpy()
-        return np.broadcast_to(counts, (len(np.atleast_1d(user_ids)), len(counts))).copy()
+        return score_all(get_weights(self), np.atleast_1d(user_ids), self.scorer_spec())
+
+    def scorer_spec(self) -> ScorerSpec:
+        return ScorerSpec(popularity=True)
 
 
 def build_model(config: Union[FitConfig, ModelSpec], num_users: int,

@@ -7,7 +7,7 @@ import math
 import os
 from typing import BinaryIO, Dict, List, Sequence, Union
 
-__all__ = ["LivePlot", "plot_history"]
+__all__ = ["LivePlot", "plot_history", "plot_report"]
 
 
 def plot_history(history: Sequence[Dict[str, float]],
@@ -39,6 +39,46 @@ def plot_history(history: Sequence[Dict[str, float]],
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, format=fmt or "png", dpi=100)
+    return figure
+
+
+def plot_report(reports: Dict[str, Dict[str, float]], path: Union[str, os.PathLike, None] = None,
+                *, k: int = 10):
+    """Beyond accuracy, side by side for each model of ``reports`` (label ->
+    :func:`neumf.evaluate_model` metrics with ``beyond_accuracy=True``): HR@k
+    of cold, warm and heavy users; catalogue coverage of the top-k lists; the
+    mean popularity percentile of the items recommended. Returns the figure;
+    with ``path``, also saves it as PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = list(reports)
+    figure = Figure(figsize=(12, 3.8))
+    FigureCanvasAgg(figure)
+    hits, coverage, popularity = figure.subplots(1, 3)
+    width = 0.8 / max(len(labels), 1)
+    buckets = ("cold", "warm", "heavy")
+    for index, label in enumerate(labels):
+        values = [reports[label].get(f"hr@{k}_{bucket}", math.nan) for bucket in buckets]
+        hits.bar([b + index * width for b in range(len(buckets))], values, width, label=label)
+    hits.set_xticks([b + width * (len(labels) - 1) / 2 for b in range(len(buckets))])
+    hits.set_xticklabels([f"{bucket} users" for bucket in buckets])
+    hits.set(title=f"HR@{k} by user activity (thirds)", ylabel=f"HR@{k}")
+    hits.legend(fontsize="small")
+    for axes, key, title, unit in ((coverage, f"coverage@{k}", f"catalogue coverage of top-{k}",
+                                    "share of items"),
+                                   (popularity, f"popularity@{k}",
+                                    f"popularity of top-{k} items", "mean percentile (0-100)")):
+        axes.bar(range(len(labels)), [reports[label].get(key, math.nan) for label in labels],
+                 color=[f"C{index}" for index in range(len(labels))])
+        axes.set_xticks(range(len(labels)))
+        axes.set_xticklabels(labels, rotation=20, ha="right", fontsize="small")
+        axes.set(title=title, ylabel=unit)
+    for axes in (hits, coverage, popularity):
+        axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, format="png", dpi=100)
     return figure
 
 

@@ -1,10 +1,12 @@
-"""Top-k recommendations for users given by their raw ids."""
+"""Top-k recommendations for users given by their raw ids, in blocks of users
+with bounded memory: a user x catalogue score block at a time, partial
+selection of the top k, never a users x items matrix."""
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, Iterator, List, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -13,8 +15,14 @@ import pandas as pd
 from ._util import check_positive_int
 from .evaluation import score_users
 from .interactions import SeenIndex
+from .metrics import top_k
 
-__all__ = ["Recommendations", "as_raw_ids", "recommend", "top_k"]
+__all__ = ["IdMap", "Recommendations", "as_raw_ids", "recommend", "recommend_blocks"]
+
+# Users scored together: at most this many, and at most SCORES_PER_BATCH
+# user x item scores (128 MiB of float64) in a block.
+USERS_PER_BATCH = 1024
+SCORES_PER_BATCH = 1 << 24
 
 
 @dataclass
@@ -45,11 +53,11 @@ def as_raw_ids(ids, what: str = "users") -> List[str]:
     if isinstance(ids, (str, bytes, numbers.Number)) or np.ndim(ids) == 0:
         ids = [ids]
     try:
-        items = list(ids)
+        values = list(ids)
     except TypeError:
         raise TypeError(f"{what} must be a raw id or a list of raw ids; got {ids!r}") from None
     out = []
-    for value in items:
+    for value in values:
         if isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, numbers.Real) and not isinstance(value, bool) and \
@@ -59,18 +67,73 @@ def as_raw_ids(ids, what: str = "users") -> List[str]:
     return out
 
 
-def _indices(raw_ids: np.ndarray, wanted: Sequence, what: str) -> np.ndarray:
-    lookup = {raw: index for index, raw in enumerate(raw_ids.astype(str).tolist())}
-    unknown = [str(raw) for raw in wanted if str(raw) not in lookup]
-    if unknown:
-        raise KeyError(f"unknown {what} id(s): {', '.join(unknown[:10])}")
-    return np.asarray([lookup[str(raw)] for raw in wanted], dtype=np.int64)
+class IdMap:
+    """Raw ids (as strings) and their 0-based indices, looked up in one dict."""
+
+    def __init__(self, raw_ids: Sequence, what: str):
+        self.raw = np.asarray(raw_ids).astype(str)
+        self.what = what
+        self._index = {raw: index for index, raw in enumerate(self.raw.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __contains__(self, raw) -> bool:
+        return str(raw) in self._index
+
+    def index(self, raw_ids: Sequence[str]) -> np.ndarray:
+        """Indices of ``raw_ids``; a KeyError names the unknown ones."""
+        unknown = [raw for raw in raw_ids if raw not in self._index]
+        if unknown:
+            raise KeyError(f"unknown {self.what} id(s): {', '.join(unknown[:10])}"
+                           + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
+        return np.fromiter((self._index[raw] for raw in raw_ids), dtype=np.int64,
+                           count=len(raw_ids))
 
 
-def recommend(model, users: Sequence, k: int = 10, exclude_seen: bool = True, *,
+def recommend_blocks(score_block: Callable[[np.ndarray], np.ndarray], users: Sequence[str],
+                     user_ids: IdMap, item_ids: IdMap, k: int, *,
+                     seen: SeenIndex | None = None, items: Sequence | None = None,
+                     exclude: Sequence | None = None,
+                     users_per_batch: int | None = None) -> Iterator[Recommendations]:
+    """The top ``k`` of each user, a block of users at a time.
+
+    ``score_block(indices)`` gives the (n, catalogue) scores of those users;
+    ``seen`` (if given) are never recommended, nor ``exclude``; with ``items``,
+    only those are. Unknown ids raise KeyError before any scoring. Blocks hold
+    ``users_per_batch`` users (default: as many as keep the block's scores
+    within 128 MiB, at most 1024).
+    """
+    k = check_positive_int("k", k)
+    if k > len(item_ids):
+        raise ValueError(f"k={k} is larger than the catalogue of {len(item_ids)} items")
+    users = as_raw_ids(users)
+    index = user_ids.index(users)
+    allowed = np.ones(len(item_ids), dtype=bool)
+    if items is not None:
+        allowed[:] = False
+        allowed[item_ids.index(as_raw_ids(items, "items"))] = True
+    if exclude is not None:
+        allowed[item_ids.index(as_raw_ids(exclude, "exclude"))] = False
+    if users_per_batch is None:
+        users_per_batch = max(1, min(USERS_PER_BATCH, SCORES_PER_BATCH // len(item_ids)))
+    for start in range(0, len(index), check_positive_int("users_per_batch", users_per_batch)):
+        block = index[start:start + users_per_batch]
+        scores = np.asarray(score_block(block), dtype=np.float64)
+        scores[:, ~allowed] = -np.inf
+        if seen is not None:
+            scores[seen.mask(block)] = -np.inf
+        best, best_scores = top_k(scores, k)
+        keep = np.isfinite(best_scores)
+        yield Recommendations(users[start:start + len(block)],
+                              [item_ids.raw[row[ok]].tolist() for row, ok in zip(best, keep)],
+                              [row[ok].astype(np.float32) for row, ok in zip(best_scores, keep)])
+
+
+def recommend(model, users, k: int = 10, exclude_seen: bool = True, *,
               items: Sequence | None = None, exclude: Sequence | None = None,
               devices: Sequence[mx.Context] | None = None,
-              users_per_batch: int = 1024) -> Recommendations:
+              users_per_batch: int | None = None) -> Recommendations:
     """The ``k`` best-scoring items for each user, by raw ids.
 
     Parameters
@@ -78,56 +141,25 @@ def recommend(model, users: Sequence, k: int = 10, exclude_seen: bool = True, *,
     model
         A :class:`neumf.FitResult` (from :func:`neumf.fit` or :func:`neumf.load_model`).
     users
-        Raw user ids (as in the data file).
+        One raw user id (a string or a number) or a list of them, as in the data.
     k
         Items per user.
     exclude_seen
         Leave out the items each user interacted with in training.
-    items
-        If given, recommend only among these raw item ids.
-    exclude
-        Raw item ids never to recommend.
-    devices
-        Contexts for scoring networks without a NumPy scorer.
-    users_per_batch
-        Users scored together (a memory bound: ``users_per_batch * num_items`` floats).
+    items, exclude
+        Recommend only among these raw item ids; never these.
+    devices, users_per_batch
+        Contexts for networks without a NumPy scorer; users scored together (a
+        memory bound: ``users_per_batch * num_items`` scores; default adaptive).
     """
-    k = check_positive_int("k", k)
-    if k > model.num_items:
-        raise ValueError(f"k={k} is larger than the catalogue of {model.num_items} items")
     data = model.data
-    users = as_raw_ids(users)
-    user_index = _indices(data.user_ids, users, "user")
-    allowed = np.ones(model.num_items, dtype=bool)
-    if items is not None:
-        allowed[:] = False
-        allowed[_indices(data.item_ids, as_raw_ids(items, "items"), "item")] = True
-    if exclude is not None:
-        allowed[_indices(data.item_ids, as_raw_ids(exclude, "exclude"), "item")] = False
     devices = list(devices) if devices is not None else [mx.cpu()]
     seen = SeenIndex.from_pairs(data.train_users, data.train_items, model.num_items) \
         if exclude_seen else None
-    out_items: List[List[str]] = []
-    out_scores: List[np.ndarray] = []
-    for start in range(0, len(user_index), users_per_batch):
-        block = user_index[start:start + users_per_batch]
-        scores = score_users(model.net, block, model.num_items, devices).astype(np.float64)
-        scores[:, ~allowed] = -np.inf
-        if seen is not None:
-            scores[seen.mask(block)] = -np.inf
-        best, best_scores = top_k(scores, k)
-        for row in range(len(block)):
-            keep = np.isfinite(best_scores[row])
-            out_items.append(data.item_ids[best[row][keep]].astype(str).tolist())
-            out_scores.append(best_scores[row][keep].astype(np.float32))
-    return Recommendations(users, out_items, out_scores)
-
-
-def top_k(scores: np.ndarray, k: int):
-    """Per row, the ``k`` best columns (best first; ties by column order) and
-    their scores, by partial selection: no full sort of each row."""
-    top = min(k, scores.shape[1])
-    best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
-    order = np.lexsort((best, -np.take_along_axis(scores, best, axis=1)), axis=1)
-    best = np.take_along_axis(best, order, axis=1)
-    return best, np.take_along_axis(scores, best, axis=1)
+    blocks = list(recommend_blocks(
+        lambda block: score_users(model.net, block, model.num_items, devices), users,
+        IdMap(data.user_ids, "user"), IdMap(data.item_ids, "item"), k, seen=seen,
+        items=items, exclude=exclude, users_per_batch=users_per_batch))
+    return Recommendations([user for block in blocks for user in block.users],
+                           [row for block in blocks for row in block.items],
+                           [row for block in blocks for row in block.scores])

@@ -28,6 +28,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ._gluon import parameters
 from ._util import atomic_write, file_digest, json_safe
 from ._version import __version__
 from .config import FitConfig
@@ -42,9 +43,9 @@ try:  # POSIX: an OS-level lock, released by the OS when its holder dies
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["FitResult", "RunError", "RunLock", "SavedRun", "TrainingState", "check_out",
-           "export_net", "load_model", "load_params", "read_run", "restore_training",
-           "save_run", "saved_data", "saved_history"]
+__all__ = ["EXPORT_MANIFEST", "FitResult", "RunError", "RunLock", "SavedRun", "TrainingState",
+           "check_out", "export_net", "export_run", "load_model", "load_params", "read_run",
+           "restore_training", "save_run", "saved_data", "saved_history"]
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -52,6 +53,8 @@ MANIFEST, DATA = "run.json", "data.npz"
 METRICS, CURVES = "metrics.json", "curves.png"
 BEST = "model-best.params"
 LOCK = ".neumf.lock"
+EXPORT_FORMAT, EXPORT_MANIFEST = 1, "export.json"
+EXPORT_GRAPH, EXPORT_IDS, EXPORT_SEEN = "model", "ids.json", "seen.npz"
 _REQUIRED = ("format", "library", "version", "config", "source", "num_users", "num_items",
              "files", "sha256", "history", "id_maps")
 # Temporaries of atomic_write for the run's own file names.
@@ -123,11 +126,10 @@ class FitResult:
         with RunLock(run_dir):
             return save_run(self, run_dir, final=final)
 
-    def export(self, prefix: PathLike) -> Tuple[Path, Path]:
-        """The hybridized network as MXNet symbol and parameter files for serving
-        (``<prefix>-symbol.json``, ``<prefix>-0000.params``); inputs are
-        ``data0`` (user indices) and ``data1`` (item indices)."""
-        return export_net(self.net, prefix)
+    def export(self, folder: PathLike, *, overwrite: bool = False) -> Path:
+        """A self-contained folder for serving (see :func:`export_run`), which
+        :func:`neumf.serving.load` reads with nothing else from the run."""
+        return export_run(self, folder, overwrite=overwrite)
 
 
 # --- the folder: whose it is, and who writes it -----------------------------------------------
@@ -494,3 +496,54 @@ def export_net(net: gluon.Block, prefix: PathLike) -> Tuple[Path, Path]:
     net(probe, probe)  # export needs a traced graph
     net.export(str(prefix))
     return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-0000.params")
+
+
+def _check_export_folder(folder: Path, overwrite: bool) -> None:
+    if not str(folder).strip():
+        raise ValueError("the export folder must be named")
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} is a file, not a folder for the export")
+    entries = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+    if EXPORT_MANIFEST in entries and not overwrite:
+        raise RunError(f"{folder} already holds an export: replace it with overwrite=True "
+                       "(--overwrite), or choose another folder")
+    if entries and EXPORT_MANIFEST not in entries:
+        raise RunError(f"{folder} is not empty and is not a neumf export (it holds "
+                       f"{', '.join(entries[:5])}): choose a new or empty folder")
+
+
+def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) -> Path:
+    """Write a self-contained serving folder: the hybridized graph and its
+    parameters (``model-symbol.json``, ``model-0000.params``; inputs ``data0``
+    user and ``data1`` item indices, int32; output the score, shape (batch, 1);
+    saved in MXNet's NumPy shape semantics), the raw id maps (``ids.json``),
+    each user's training items (``seen.npz``, for leaving them out), then
+    ``export.json`` (format, library version, the model's kind and sizes, the
+    parameters' structural names, every file's SHA-256). Returns the folder."""
+    folder = Path(folder)
+    _check_export_folder(folder, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    data, net = result.data, result.net
+    with _np_semantics():
+        export_net(net, folder / EXPORT_GRAPH)
+    _write_json(folder / EXPORT_IDS, {"users": data.user_ids.tolist(),
+                                      "items": data.item_ids.tolist()})
+    order = np.lexsort((data.train_items, data.train_users))
+    indptr = np.searchsorted(data.train_users[order], np.arange(result.num_users + 1))
+
+    def write_seen(name: str) -> None:
+        with open(name, "wb") as handle:
+            np.savez(handle, indptr=indptr, items=data.train_items[order].astype(np.int32))
+    atomic_write(folder / EXPORT_SEEN, write_seen)
+    files = [f"{EXPORT_GRAPH}-symbol.json", f"{EXPORT_GRAPH}-0000.params", EXPORT_IDS,
+             EXPORT_SEEN]
+    _write_json(folder / EXPORT_MANIFEST, {
+        "format": EXPORT_FORMAT, "library": "neumf-export", "version": __version__,
+        "model": result.config.model, "scorer": net.scorer_spec().to_dict(),
+        "num_users": result.num_users, "num_items": result.num_items,
+        "parameters": {name: param.name for name, param in parameters(net).items()},
+        "inputs": ["data0", "data1"], "shape_semantics": "numpy", "metrics": result.metrics,
+        "config": dataclasses.asdict(result.config),
+        "run": None if result.run_dir is None else str(result.run_dir),
+        "sha256": {name: file_digest(folder / name) for name in files}})
+    return folder

@@ -7,17 +7,48 @@ an item half; only the later (small) MLP layers run per (user, item) pair.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
 
 from ._util import negligible_limit
 
-__all__ = ["neumf_scores", "prune_mlp", "without_negligible"]
+__all__ = ["ScorerSpec", "neumf_scores", "prune_mlp", "score_all", "without_negligible"]
 
 BLOCK_FLOATS = 1 << 21  # float32 activations per per-pair block: 8 MiB
 
 Layers = List[Tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What :func:`score_all` needs to know of a model beyond its weights: the
+    GMF width (0: none), the MLP's embedding width and depth (0: none), a
+    sigmoid output, or the popularity baseline (scores are item counts)."""
+
+    gmf_factors: int = 0
+    mlp_factors: int = 0
+    num_layers: int = 0
+    sigmoid: bool = False
+    popularity: bool = False
+
+    def to_dict(self) -> Dict[str, object]:
+        return asdict(self)
+
+
+def score_all(weights: Dict[str, np.ndarray], user_ids: np.ndarray, spec: ScorerSpec,
+              max_pairs: int | None = None) -> np.ndarray:
+    """Every item's score for each user from a model's weights (by structural
+    name) alone: shape (n, num_items), float32. Pure NumPy, thread-safe."""
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    if spec.popularity:
+        counts = np.asarray(weights["counts"], dtype=np.float32)
+        return np.broadcast_to(counts, (len(user_ids), len(counts))).copy()
+    scores = neumf_scores(weights, user_ids, num_factors=spec.gmf_factors,
+                          num_layers=spec.num_layers, mlp_factors=spec.mlp_factors,
+                          max_pairs=max_pairs)
+    return 1.0 / (1.0 + np.exp(-scores)) if spec.sigmoid else scores
 
 
 def without_negligible(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ LAYERS = (
     ("config", "interactions", "optim_state"),
     ("datasets", "sampling", "model", "evaluation", "training"),
     ("runs", "recommend", "distributed"),
-    ("callbacks", "resume"),
+    ("callbacks", "resume", "serving"),
     ("experiment", "tutorial"),
     ("cli",),
     ("__init__", "__main__"),

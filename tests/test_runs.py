@@ -1,7 +1,9 @@
 """Saved runs, resuming, recommending and exporting."""
 
 import json
+import shutil
 import warnings
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -129,3 +131,24 @@ def test_export_matches_the_network(run, tmp_path):
             served = block(users, items).asnumpy().reshape(result.num_users, result.num_items)
     np.testing.assert_allclose(served, result.net.score_matrix(np.arange(result.num_users)),
                                rtol=1e-5, atol=1e-6)
+
+
+FORMAT_1 = Path(__file__).resolve().parent / "fixtures" / "run-format1"
+
+
+def test_a_run_saved_by_format_1_loads_resumes_and_recommends(tmp_path):
+    # saved by neumf 0.1.0 (commit 48fa478) from neumf.data.synthetic(40, 30, 400, seed=5)
+    run = tmp_path / "old"
+    shutil.copytree(FORMAT_1, run)
+    saved = json.loads((run / "metrics.json").read_text())
+    loaded = load_model(run)
+    assert json.loads((run / "run.json").read_text())["format"] == 1
+    assert loaded.metrics == pytest.approx({key: saved[key] for key in loaded.metrics})
+    assert len(loaded.history) == 2 and loaded.config.num_factors == 4
+    scores = loaded.net.score_matrix(np.arange(loaded.num_users))
+    assert scores.shape == (40, 30) and np.isfinite(scores).all()
+    assert len(recommend(loaded, loaded.data.user_ids[0], k=3).items[0]) == 3
+    resumed = fit(resume=run, num_epochs=3, verbose=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert json.loads((run / "run.json").read_text())["format"] == 2
+    assert not (run / "model-0002.params").exists()  # listed by the old manifest: replaced
