@@ -14,6 +14,12 @@ timings: ``--num-epochs 1``):
 
     python examples/paper_protocol.py --data-dir ../shared/data --from-ml100k
 
+To tune without the test files (the development protocol: each user's newest
+training line held out, 99 negatives), ``--validation`` runs every row on a
+validation split of ``NAME.train.rating`` alone:
+
+    python examples/paper_protocol.py --data-dir DIR --name ml-1m --validation
+
 The same as one shell command per preset:
 ``neumf train --dataset ncf --data-dir DIR --name ml-1m --preset neumf-pretrained``.
 """
@@ -25,7 +31,7 @@ import json
 import tempfile
 
 import neumf
-from neumf.sampling import sampled_negatives
+from neumf.datasets import ncf_validation_split
 
 MODELS = (("popularity", {"model": "popularity"}), ("mf", {"model": "mf"}),
           ("gmf", {}), ("mlp", {}), ("neumf", {}), ("neumf-pretrained", {}))
@@ -40,21 +46,27 @@ def main() -> None:
     parser.add_argument("--synthetic-ml1m", action="store_true",
                         help="write ML-1M-sized synthetic data (6,040 users, 3,706 items, "
                              "1,000,209 interactions) in the NCF format first: timings")
+    parser.add_argument("--validation", action="store_true",
+                        help="tune without the test files: hold out each user's newest line "
+                             "of NAME.train.rating (99 sampled negatives) and run on that")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", default=None, help="run only these rows")
     parser.add_argument("--num-epochs", type=int, default=None,
                         help="override every preset's epochs (quick checks)")
     args = parser.parse_args()
     data_dir, name = args.data_dir, args.name
-    if args.from_ml100k or args.synthetic_ml1m:
+    if args.validation:
+        folder = tempfile.mkdtemp(prefix="neumf-ncf-validation-")
+        ncf_validation_split(data_dir, name, folder, seed=args.seed)
+        data_dir, name = folder, f"{name}-validation"
+    elif args.from_ml100k or args.synthetic_ml1m:
         if args.synthetic_ml1m:
-            from neumf.generate import synthetic
-            data = neumf.from_frame(synthetic(6040, 3706, 1_000_209, seed=args.seed))
+            data = neumf.from_frame(neumf.synthetic(6040, 3706, 1_000_209, seed=args.seed))
             name = "synthetic-ml1m"
         else:
             data, name = neumf.load_dataset("ml-100k", args.data_dir), "ml-100k"
         data_dir = tempfile.mkdtemp(prefix="neumf-ncf-")
-        neumf.write_ncf(data, data_dir, name, sampled_negatives(data, 99, seed=args.seed))
+        neumf.write_ncf(data, data_dir, name, neumf.sampled_negatives(data, 99, seed=args.seed))
     print("| model | preset | HR@10 | NDCG@10 | epochs | minutes (CPU) |")
     print("|---|---|---|---|---|---|")
     for label, extra in MODELS:

@@ -22,12 +22,14 @@ from .interactions import (
     RecData,
     count_once,
     from_raw,
+    leave_last_out,
     seq_aware_rows,
 )
+from .sampling import sampled_negatives
 from .tables import ROLES, DataError, Layout, line_of, read_table
 
-__all__ = ["DATASETS", "U_DATA", "load_dataset", "open_dataset", "read_u_data", "sources_of",
-           "write_ncf"]
+__all__ = ["DATASETS", "U_DATA", "load_dataset", "ncf_validation_split", "open_dataset",
+           "read_u_data", "sources_of", "write_ncf"]
 
 DATASETS = ("ml-100k", "ml-1m", "csv", "ncf")
 U_DATA = Layout(sep="\t", header=False, columns=ROLES, exact=True, dates=False,
@@ -299,3 +301,29 @@ def sources_of(dataset: str, data_dir, name: str | None) -> Sequence[Path]:
         except FileNotFoundError:
             continue
     return found
+
+
+def ncf_validation_split(data_dir, name: str, out_dir: str | os.PathLike, *,
+                         out_name: str | None = None, negatives: int = 99,
+                         seed: int | None = 0) -> Tuple[Path, Path, Path]:
+    """A development protocol for the NCF format: from ``<name>.train.rating``
+    alone, hold out each user's newest line (latest timestamp; among equal
+    ones, the first in the file, as in the authors' newest-first files), draw
+    ``negatives`` distinct items the user never rated for each, and write the
+    rest as ``<out_name>.train.rating``, the held-out lines as
+    ``<out_name>.test.rating`` and ``<out_name>.test.negative`` into
+    ``out_dir`` (``out_name`` default ``<name>-validation``). Tune on it; the
+    real test files are never read. Ids keep their values."""
+    path = _find(data_dir, f"{name}.train.rating", "ncf")
+    frame = read_table(path, _NCF_RATINGS)
+    users, items = (frame[role].to_numpy(dtype=np.int64) for role in ("user", "item"))
+    stamps = (frame["timestamp"].to_numpy() if "timestamp" in frame.columns
+              else np.zeros(len(users), dtype=np.int64))
+    num_users = _dense_id_space(users, path, "user")
+    num_items = _dense_id_space(items, path, "item")
+    held = leave_last_out(users, stamps)
+    data = RecData(name, users[~held], items[~held], users[held], items[held], num_users,
+                   num_items, np.arange(num_users), np.arange(num_items),
+                   train_times=stamps[~held])
+    return write_ncf(data, out_dir, out_name or f"{name}-validation",
+                     sampled_negatives(data, negatives, seed))

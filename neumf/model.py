@@ -309,8 +309,10 @@ def initialize(net: gluon.Block, spec: ModelSpec, devices) -> None:
     """Every weight from Normal(0, ``init_sigma``), as the tutorial; with
     ``dense_init='xavier'`` the dense layers from Xavier instead (the NCF
     authors' code; a deep MLP tower otherwise sits on a plateau)."""
-    net.initialize(mx.init.Normal(spec.init_sigma), ctx=list(devices))
-    if spec.dense_init == "xavier":
-        for name, param in parameters(net).items():
-            if name.endswith("weight") and name.startswith(("mlp.", "prediction_layer.")):
-                param.initialize(mx.init.Xavier(), ctx=list(devices), force_reinit=True)
+    # in NumPy-array mode, the blocks' own: parameters are mx.np arrays from the start
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        net.initialize(mx.init.Normal(spec.init_sigma), ctx=list(devices))
+        if spec.dense_init == "xavier":
+            for name, param in parameters(net).items():
+                if name.endswith("weight") and name.startswith(("mlp.", "prediction_layer.")):
+                    param.initialize(mx.init.Xavier(), ctx=list(devices), force_reinit=True)

@@ -649,3 +649,9 @@ def test_any_flags_exit_0_or_2_and_touch_no_other_file(tmp_path_factory, case):
         _one_error_line(err)
     for path, digest in before.items():
         assert path.is_file() and _digest(path) == digest, (argv, path)
+
+
+def test_zero_epochs_are_saved_and_load(planted_dir, tmp_path):
+    result = fit(data_dir=planted_dir, out=tmp_path / "r", **{**QUICK, "num_epochs": 0})
+    loaded = load_model(tmp_path / "r")
+    assert loaded.history == [] and loaded.metrics == pytest.approx(result.metrics)
