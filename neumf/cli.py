@@ -63,6 +63,14 @@ def _add_config_flags(parser: argparse.ArgumentParser, track_given: bool) -> Non
     a resumed run's settings)."""
     for spec in dataclasses.fields(FitConfig):
         flag = "--" + spec.name.replace("_", "-")
+        if spec.name == "sparse":  # three states: --sparse, --dense, or decided by size
+            options = {"default": argparse.SUPPRESS if track_given else None}
+            parser.add_argument("--sparse", dest="sparse", action="store_const", const=True,
+                                help=spec.metadata["help"], **options)
+            parser.add_argument("--dense", dest="sparse", action="store_const", const=False,
+                                help="train the embedding tables densely (see --sparse)",
+                                **options)
+            continue
         default = list(spec.default) if spec.name in _LISTS else spec.default
         options = {"default": argparse.SUPPRESS} if track_given else {"default": default}
         help_text = spec.metadata["help"]

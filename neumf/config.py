@@ -17,8 +17,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from ._util import check_int, check_number
 
-__all__ = ["CHOICES", "EXPERIMENT_SETTINGS", "PRESETS", "EvalSpec", "FitConfig", "ModelSpec",
-           "Pretrain", "Selection", "TrainSpec"]
+__all__ = ["CHOICES", "EXPERIMENT_SETTINGS", "PRESETS", "SPARSE_ROWS", "EvalSpec", "FitConfig",
+           "ModelSpec", "Pretrain", "Selection", "TrainSpec"]
 
 LOSSES = ("bpr", "hinge", "log")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
@@ -28,6 +28,9 @@ DENSE_INITS = ("normal", "xavier")
 KVSTORES = ("device", "local", "dist_sync", "dist_async")
 SPLIT_MODES = ("random", "seq-aware")
 MONITORS = ("hr@K", "ndcg@K", "auc", "mrr")
+# Users + items above which the embedding tables train row-sparse by default
+# (sparse=None): below it a dense step is as fast (benchmarks/bench_catalogue.py).
+SPARSE_ROWS = 50_000
 
 
 def _choice(name: str, value, allowed: Sequence[str]) -> str:
@@ -112,8 +115,11 @@ class TrainSpec:
     loss: str
     num_negatives: int
     kvstore: str
+    sparse: bool | None
 
     def __post_init__(self):
+        if self.sparse is not None:
+            _flag("sparse", self.sparse)
         _settle(self, num_epochs=check_int("num_epochs", self.num_epochs, 0),
                 batch_size=check_int("batch_size", self.batch_size, 1),
                 lr=check_number("lr", self.lr, positive=True),
@@ -127,6 +133,10 @@ class TrainSpec:
     def distributed(self) -> bool:
         """Whether training runs across processes (a parameter-server kvstore)."""
         return self.kvstore.startswith("dist")
+
+    def is_sparse(self, num_users: int, num_items: int) -> bool:
+        """Row-sparse tables for these sizes: as asked, else above SPARSE_ROWS."""
+        return self.sparse if self.sparse is not None else num_users + num_items > SPARSE_ROWS
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,10 @@ class FitConfig:
     kvstore: str = _setting("device", "gradient aggregation: device or local across "
                             "--devices; dist_sync or dist_async across the workers of "
                             "'neumf launch'")
+    sparse: bool | None = _setting(None, "row-sparse training of the embedding tables (each "
+                                   "batch updates only the rows it touches; Adam becomes "
+                                   "lazy Adam): --sparse or --dense; default: dense up to "
+                                   "SPARSE_ROWS users + items, sparse above", experiment=True)
 
     def __post_init__(self):
         sections = {

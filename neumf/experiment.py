@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from mxnet import gluon
 
-from ._gluon import set_weights
+from ._gluon import parameters, set_weights
 from ._util import check_memory
 from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
 from .config import PRESETS, FitConfig
@@ -46,6 +46,7 @@ from .runs import (
     saved_history,
 )
 from .sampling import PRDataset, sampled_negatives
+from .sparse import SPARSE_OPTIMIZERS, SparseBatches
 from .training import fit_epochs
 
 __all__ = ["fit", "train"]
@@ -290,12 +291,16 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         result.towers = _pretrain(net, data, config, devices, source, kvstore, verbose)
     elif saved is not None:
         result.towers = saved.manifest.get("towers") or {}
-    sampler, loader = _sampler(train_data, data, config, kvstore)
-    trainer = gluon.Trainer(net.collect_params(), config.optimizer,
-                            {"learning_rate": config.lr, "wd": config.wd}, kvstore=kvstore)
+    tables = net.tables() if _is_sparse(data, config) else {}
+    trainer = _trainer(net, config, kvstore, tables)
+    servers = kvstore if isinstance(kvstore, mx.kvstore.KVStore) else None
+    sparse = SparseBatches(net, devices, config.batch_size, config.optimizer, config.lr,
+                           config.wd, kvstore=servers,
+                           set_optimizer=trainer is None) if tables else None
+    sampler, loader = _sampler(train_data, data, config, kvstore, sparse is not None)
     # with a distributed kvstore the optimizer state lives on the servers
     result.state.trainer = None if isinstance(kvstore, mx.kvstore.KVStore) else trainer
-    result.state.sampler = sampler
+    result.state.sampler, result.state.sparse = sampler, sparse
     if saved is not None:
         restore_training(saved, net, result.state, devices)
         result.history = saved_history(saved)
@@ -310,7 +315,8 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     history = list(result.history)
     history += fit_epochs(net, loader, _loss(config), trainer, devices, num_epochs=remaining,
                           evaluate=epoch_metrics, eval_every=config.evaluation.every,
-                          callbacks=callbacks, initial_epoch=len(history), progress=verbose)
+                          callbacks=callbacks, initial_epoch=len(history), progress=verbose,
+                          sparse=sparse)
     result.history = history
     if early is not None:
         _restore_best(result, early, verbose)
@@ -348,7 +354,27 @@ def _restore_best(result: FitResult, early: EarlyStopping, verbose: bool) -> Non
                   f"{result.config.monitor})")
 
 
-def _sampler(train_data: RecData, data: RecData, config: FitConfig, kvstore):
+def _is_sparse(data: RecData, config: FitConfig) -> bool:
+    """Row-sparse tables when asked, or by default above SPARSE_ROWS users +
+    items where the optimizer allows it (an explicit request the optimizer
+    does not allow is refused by the sparse module)."""
+    if config.sparse is None and config.optimizer not in SPARSE_OPTIMIZERS:
+        return False
+    return config.training.is_sparse(data.num_users, data.num_items)
+
+
+def _trainer(net, config: FitConfig, kvstore, tables) -> gluon.Trainer | None:
+    """The Trainer of every parameter but the row-sparse ``tables`` (None if
+    nothing is left)."""
+    params = [param for name, param in parameters(net).items() if name not in tables]
+    if not params:
+        return None
+    return gluon.Trainer(params, config.optimizer,
+                         {"learning_rate": config.lr, "wd": config.wd}, kvstore=kvstore)
+
+
+def _sampler(train_data: RecData, data: RecData, config: FitConfig, kvstore,
+             as_numpy: bool = False):
     """The negative sampler over the training pairs (a worker's shard of them),
     never drawing an item the user trains on. Held-out (validation and test)
     items stay possible negatives: excluding them would tell training about
@@ -363,7 +389,7 @@ def _sampler(train_data: RecData, data: RecData, config: FitConfig, kvstore):
                         data.num_items, seed=seed,
                         seen=(train_data.train_users, train_data.train_items))
     return sampler, sampler.loader(config.batch_size, num_negatives=config.num_negatives,
-                                   fill=not isinstance(rows, slice))
+                                   fill=not isinstance(rows, slice), as_numpy=as_numpy)
 
 
 def _callbacks(result, net, loader, trainer, devices, early, out, verbose, live_plot) -> list:

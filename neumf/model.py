@@ -56,6 +56,26 @@ class _Ranker(nn.HybridBlock):
     mlp_factors = 0          # width of the MLP embeddings (0: no MLP tower)
     nums_hiddens: tuple = ()
     output_activation = None
+    # embeddings indexed by user ids and by item ids; every other child is dense
+    USER_TABLES = ("P", "U")
+    ITEM_TABLES = ("Q", "V")
+    _sizes: dict = {}       # constructor arguments beyond the table sizes
+
+    def tables(self) -> dict:
+        """``{structural parameter name: 'user' or 'item'}`` of the embeddings."""
+        return {f"{name}.weight": kind
+                for kind, names in (("user", self.USER_TABLES), ("item", self.ITEM_TABLES))
+                for name in names if hasattr(self, name)}
+
+    def twin(self, num_users: int, num_items: int) -> _Ranker:
+        """A block of the same kind that shares this one's dense layers, with
+        embedding tables of ``num_users`` and ``num_items`` rows: the slots
+        of row-sparse training (see :mod:`neumf.sparse`)."""
+        other = type(self)(num_users=num_users, num_items=num_items, **self._sizes)
+        for name in ("mlp", "prediction_layer"):
+            if hasattr(self, name):
+                setattr(other, name, getattr(self, name))
+        return other
 
     def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """Scores of every item for each user, in NumPy, without a forward pass
@@ -110,6 +130,8 @@ class GMF(_Ranker):
         self.num_factors, self.num_users, self.num_items = num_factors, num_users, num_items
         self.gmf_factors, self.output_activation = num_factors, output_activation
         self.output_weights = bool(output_weights)
+        self._sizes = {"num_factors": num_factors, "output_weights": self.output_weights,
+                       "output_activation": output_activation}
         self.P = nn.Embedding(num_users, num_factors)
         self.Q = nn.Embedding(num_items, num_factors)
         if self.output_weights:
@@ -152,6 +174,8 @@ class MLP(_Ranker):
         self.num_factors, self.num_users, self.num_items = num_factors, num_users, num_items
         self.mlp_factors, self.nums_hiddens = num_factors, _check_hiddens(nums_hiddens)
         self.output_activation = output_activation
+        self._sizes = {"num_factors": num_factors, "nums_hiddens": self.nums_hiddens,
+                       "output_activation": output_activation}
         self.U = nn.Embedding(num_users, num_factors)
         self.V = nn.Embedding(num_items, num_factors)
         self.mlp = _tower(num_factors, self.nums_hiddens)
@@ -210,6 +234,8 @@ class NeuMF(_Ranker):
         self.gmf_factors, self.mlp_factors = num_factors, mlp_factors
         self.nums_hiddens = _check_hiddens(nums_hiddens)
         self.output_activation = output_activation
+        self._sizes = {"num_factors": num_factors, "nums_hiddens": self.nums_hiddens,
+                       "output_activation": output_activation, "mlp_factors": mlp_factors}
         self.P = nn.Embedding(num_users, num_factors)
         self.Q = nn.Embedding(num_items, num_factors)
         self.U = nn.Embedding(num_users, mlp_factors)

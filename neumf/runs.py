@@ -72,12 +72,14 @@ class RunError(ValueError):
 class TrainingState:
     """What a checkpoint needs beyond the result: the Trainer (optimizer state),
     the sampler (its generator's state), the best epoch's weights kept by early
-    stopping, and the validation pairs' sampled negatives."""
+    stopping, the validation pairs' sampled negatives, and the row-sparse
+    tables' optimizer state."""
 
     trainer: gluon.Trainer | None = None
     sampler: Any = None
     best_weights: Dict[str, np.ndarray] | None = None
     validation_negatives: np.ndarray | None = None
+    sparse: Any = None  # neumf.sparse.SparseBatches: the tables' lazy optimizer state
 
 
 @dataclass
@@ -251,10 +253,9 @@ def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
             files["best"] = BEST
             best = {name: mx.nd.array(value) for name, value in state.best_weights.items()}
             atomic_write(run_dir / BEST, lambda name: mx.nd.save(name, best))
-        meta = None
-        if state is not None and state.trainer is not None:
+        arrays, meta = _optimizer_arrays(state, result.net)
+        if meta is not None:
             files["optimizer"] = f"optimizer-{epoch:04d}.states"
-            arrays, meta = optimizer_state(state.trainer, result.net)
             atomic_write(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
     arrays = _data_arrays(result.data, state)
 
@@ -263,6 +264,19 @@ def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
             np.savez(handle, **arrays)
     atomic_write(run_dir / DATA, write_npz)
     return files, meta
+
+
+def _optimizer_arrays(state: TrainingState | None, net) -> Tuple[Dict, Dict | None]:
+    """The Trainer's state and the row-sparse tables' state, as one set of arrays
+    and one layout (None when there is no optimizer state to keep)."""
+    if state is None or (state.trainer is None and state.sparse is None):
+        return {}, None
+    arrays, meta = ({}, {"layout": {}, "num_update": 0, "update_count": {}}) \
+        if state.trainer is None else optimizer_state(state.trainer, net)
+    if state.sparse is not None:
+        sparse_arrays, meta["sparse"] = state.sparse.lazy.state()
+        arrays.update(sparse_arrays)
+    return arrays, meta
 
 
 def _write_json(path: Path, value) -> None:
@@ -436,10 +450,13 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
     ``saved`` into a freshly built network, Trainer and sampler."""
     load_params(saved, net, devices)
     meta, path = saved.manifest.get("optimizer"), saved.file("optimizer")
-    if meta is not None and path is not None and state.trainer is not None:
+    if meta is not None and path is not None:
         with _np_semantics():
             arrays = mx.nd.load(str(path))
-        restore_optimizer(state.trainer, net, arrays, meta)
+        if state.trainer is not None:
+            restore_optimizer(state.trainer, net, arrays, meta)
+        if state.sparse is not None and "sparse" in meta:
+            state.sparse.lazy.restore(arrays, meta["sparse"])
     if saved.manifest.get("sampler_rng") is not None and state.sampler is not None:
         state.sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
     if saved.file("best") is not None:

@@ -126,21 +126,35 @@ def _spread(last_scores) -> float:
 
 
 @use_np
-def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar) -> EpochStats:
+def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
+                 sparse=None) -> EpochStats:
     """One pass over ``train_iter``; the losses are read back once, at the end
-    (a per-batch read stalls MXNet's pipeline)."""
+    (a per-batch read stalls MXNet's pipeline). With ``sparse``
+    (:class:`neumf.sparse.SparseBatches`), its twin network trains on each
+    batch's rows and the touched rows of the tables are updated."""
     epoch_losses, num_examples, last_scores = [], 0, None
     start = time.perf_counter()
-    for batch in train_iter:
-        columns = [_to_mx(values) for values in batch]
-        batch_size = columns[0].shape[0]
-        shards = split_and_load(columns, devices)
+    if sparse is not None:
+        train_iter = list(train_iter)  # NumPy views of the epoch's arrays
+        sparse.plan(train_iter)
+    for number, batch in enumerate(train_iter):
+        if sparse is None:
+            columns = [_to_mx(values) for values in batch]
+            batch_size = columns[0].shape[0]
+            shards, model = split_and_load(columns, devices), net
+        else:
+            batch_size = len(batch[0])
+            shards = [list(column) for column in zip(*sparse.shards(number))]
+            model = sparse.net
         with autograd.record():
-            positive, negative = _forward_triplets(net, shards)
+            positive, negative = _forward_triplets(model, shards)
             batch_losses = [loss(p, n) for p, n in zip(positive, negative)]
         for batch_loss in batch_losses:
             batch_loss.backward()
-        trainer.step(batch_size)
+        if trainer is not None:
+            trainer.step(batch_size)
+        if sparse is not None:
+            sparse.step(number, batch_size)
         epoch_losses.append(batch_losses)
         num_examples += batch_size
         last_scores = (positive, negative)
@@ -156,31 +170,24 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar) -> Ep
                       time.perf_counter() - start, num_examples, _spread(last_scores))
 
 
-def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, progress: bool
-               ) -> EpochStats:
+def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, progress: bool,
+               sparse) -> EpochStats:
     """One epoch's batches, under a progress bar when asked."""
     with tqdm(total=num_triplets(train_iter), desc=f"epoch {epoch}", unit="triplet",
               unit_scale=True, leave=False, disable=not progress, mininterval=0.25) as bar:
         if history:
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-        return _train_epoch(net, train_iter, loss, trainer, devices, epoch, bar)
+        stats = _train_epoch(net, train_iter, loss, trainer, devices, epoch, bar, sparse)
+    if sparse is not None:
+        sparse.sync()
+    return stats
 
 
-def fit_epochs(
-    net: gluon.Block,
-    train_iter,
-    loss: gluon.loss.Loss,
-    trainer: gluon.Trainer,
-    devices: Sequence[mx.Context],
-    *,
-    num_epochs: int,
-    evaluate: Evaluate | None = None,
-    eval_every: int | None = 1,
-    callbacks: Sequence = (),
-    initial_epoch: int = 0,
-    flush: bool = True,
-    progress: bool = False,
-) -> List[Dict[str, float]]:
+def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
+               trainer: gluon.Trainer | None, devices: Sequence[mx.Context], *,
+               num_epochs: int, evaluate: Evaluate | None = None, eval_every: int | None = 1,
+               callbacks: Sequence = (), initial_epoch: int = 0, flush: bool = True,
+               progress: bool = False, sparse=None) -> List[Dict[str, float]]:
     """Train ``net`` for ``num_epochs`` epochs on batches of triplets.
 
     Parameters
@@ -195,21 +202,25 @@ def fit_epochs(
     callbacks
         Objects with ``on_epoch_end(stats) -> bool | None`` (True stops after
         this epoch; every callback sees it first), and ``on_train_end(history)``.
-    initial_epoch, flush, progress
+    initial_epoch, flush, progress, sparse
         Epochs are numbered from ``initial_epoch + 1`` (a resumed run); set the
-        negligible weights to 0 after each epoch; a progress bar per epoch.
+        negligible weights to 0 after each epoch; a progress bar per epoch; a
+        :class:`neumf.sparse.SparseBatches` for row-sparse embedding tables
+        (``trainer`` then holds the dense layers only, or is None).
 
     Returns
     -------
     One :meth:`EpochStats.as_dict` entry per epoch trained.
     """
     devices = check_devices(devices)
-    allow_np_updates(trainer)
+    if trainer is not None:
+        allow_np_updates(trainer)
     history: List[Dict[str, float]] = []
     metric_names: List[str] = []
     for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
-        stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress)
-        if flush:
+        stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress,
+                           sparse)
+        if flush and trainer is not None:
             flush_negligible(trainer)
         if evaluate is not None and eval_every and epoch % eval_every == 0:
             start = time.perf_counter()

@@ -13,7 +13,7 @@ LAYERS = (
     ("_version", "_util"),
     ("metrics", "tables", "scoring", "generate", "losses", "download", "plotting", "devices",
      "_gluon"),
-    ("config", "interactions", "optim_state"),
+    ("config", "interactions", "optim_state", "sparse"),
     ("sampling", "model", "evaluation", "training"),
     ("datasets", "runs", "recommend", "distributed"),
     ("callbacks", "resume", "serving"),

@@ -1,0 +1,253 @@
+"""Row-sparse training of the embedding tables: a batch costs what the rows it
+touches cost, not what the catalogue holds.
+
+Gluon's dense embedding gradients and optimizer updates touch every row of
+P, Q, U, V each batch, and MXNet's row-sparse gradients are not available for
+NumPy-mode blocks. So each batch's rows are copied into the *slots* of a small
+twin network (same kind, embedding tables of batch size, dense layers shared
+with the real network), the twin runs forward and backward, and only those
+rows of the real tables are updated, by MXNet's own row-sparse (lazy) Adam or
+SGD updates: rows a batch does not touch keep their weights and optimizer
+state, and weight decay applies to the rows touched. Adam's bias correction
+counts the table's updates (as MXNet's lazy Adam does).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from ._gluon import parameters
+
+__all__ = ["SPARSE_OPTIMIZERS", "LazyTables", "SparseBatches"]
+
+SPARSE_OPTIMIZERS = ("adam", "sgd")
+# The kvstore keys of the tables start here (the Trainer's are 0, 1, ...).
+_TABLE_KEYS = 1 << 20
+# MXNet's Adam defaults, as the dense Trainer uses them
+_ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+
+
+class LazyTables:
+    """Row-sparse updates of named tables (legacy NDArrays, updated in place):
+    Adam with per-table bias correction, or plain SGD, through MXNet's sparse
+    operators with ``lazy_update=True``."""
+
+    def __init__(self, tables: Dict[str, mx.nd.NDArray], optimizer: str, lr: float,
+                 wd: float):
+        if optimizer not in SPARSE_OPTIMIZERS:
+            raise ValueError(f"sparse training supports the optimizers {SPARSE_OPTIMIZERS}; "
+                             f"got {optimizer!r} (train dense, sparse=False / --dense)")
+        self.tables, self.optimizer, self.lr, self.wd = tables, optimizer, lr, wd
+        self.counts = dict.fromkeys(tables, 0)
+        self.states = {name: (mx.nd.zeros(table.shape, ctx=table.context),
+                              mx.nd.zeros(table.shape, ctx=table.context))
+                       for name, table in tables.items()} if optimizer == "adam" else {}
+
+    def update(self, name: str, rows: mx.nd.NDArray, grad: mx.nd.NDArray,
+               rescale: float) -> None:
+        """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
+        their gradient rows ``grad``."""
+        table = self.tables[name]
+        sparse_grad = mx.nd.sparse.row_sparse_array((grad, rows), shape=table.shape)
+        self.counts[name] += 1
+        if self.optimizer == "sgd":
+            mx.nd.sparse.sgd_update(table, sparse_grad, lr=self.lr, wd=self.wd,
+                                    rescale_grad=rescale, lazy_update=True, out=table)
+            return
+        step = self.counts[name]
+        lr = self.lr * math.sqrt(1 - _ADAM["beta2"] ** step) / (1 - _ADAM["beta1"] ** step)
+        mean, var = self.states[name]
+        mx.nd.sparse.adam_update(table, sparse_grad, mean, var, lr=lr, wd=self.wd,
+                                 rescale_grad=rescale, lazy_update=True, out=table, **_ADAM)
+
+    def state(self) -> Tuple[Dict[str, mx.nd.NDArray], Dict]:
+        """Arrays (``sparse:<table>.<j>``) and JSON-ready counts, for a checkpoint."""
+        arrays = {f"sparse:{name}.{j}": part.as_in_context(mx.cpu())
+                  for name, parts in self.states.items() for j, part in enumerate(parts)}
+        return arrays, {"optimizer": self.optimizer, "counts": dict(self.counts)}
+
+    def restore(self, arrays: Dict[str, mx.nd.NDArray], meta: Dict) -> None:
+        """Take back what :meth:`state` saved."""
+        self.counts = {name: int(meta["counts"][name]) for name in self.tables}
+        for name, parts in self.states.items():
+            for j, part in enumerate(parts):
+                part[:] = arrays[f"sparse:{name}.{j}"].as_in_context(part.context)
+
+
+def _slices(size: int, count: int) -> List[slice]:
+    """The shards ``gluon.utils.split_data(even_split=False)`` makes."""
+    step = max(1, size // count)
+    bounds = [min(size, index * step) for index in range(count)] + [size]
+    return [slice(bounds[index], bounds[index + 1]) for index in range(count)
+            if bounds[index + 1] > bounds[index]]
+
+
+class SparseBatches:
+    """Row-sparse batches for ``net`` (a NeuMF, GMF or MLP block, initialised on
+    ``devices``), its tables local or (``kvstore``, distributed) on the
+    parameter servers. :meth:`plan` prepares an epoch's batches at once (each
+    shard's rows and local ids, copied to MXNet once: per-batch copies would
+    wait for the engine); :meth:`shards` copies batch ``n``'s rows into the
+    twin's slots and returns its shards with local ids; :meth:`step` updates
+    those rows of the real tables after the twin's backward pass; :meth:`sync`
+    copies the tables to every device before the real network is used.
+    ``batch_size`` bounds the slots: a shard has at most that many users and
+    twice as many items."""
+
+    def __init__(self, net: gluon.Block, devices: Sequence[mx.Context], batch_size: int,
+                 optimizer: str, lr: float, wd: float, kvstore=None,
+                 set_optimizer: bool = False):
+        self.devices = list(devices)
+        self.kinds = net.tables()  # {"P.weight": "user", ...}
+        capacity = -(-batch_size // len(self.devices)) + 1
+        self.capacity = {"user": capacity, "item": 2 * capacity}
+        self.net = net.twin(capacity, 2 * capacity)
+        own = parameters(net)
+        self.slots = {name: param for name, param in parameters(self.net).items()
+                      if name in self.kinds}
+        with mx.util.np_shape(True), mx.util.np_array(True):  # the blocks' array mode
+            for param in self.slots.values():
+                param.initialize(mx.init.Zero(), ctx=self.devices)
+        self._full = {name: own[name] for name in self.kinds}
+        # legacy views of each slot's data and gradient on each device (shared memory)
+        self._views = {name: {device: (param.data(device).as_nd_ndarray(),
+                                       param.grad(device).as_nd_ndarray())
+                              for device in self.devices}
+                       for name, param in self.slots.items()}
+        tables = {name: param.data(self.devices[0]).as_nd_ndarray()
+                  for name, param in self._full.items()}
+        self.lazy = LazyTables(tables, optimizer, lr, wd)
+        self._plan: Dict = {}
+        self.remote = None if kvstore is None else _RemoteTables(
+            kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
+
+    def plan(self, batches: Sequence[Sequence[np.ndarray]]) -> None:
+        """Rows and local ids of every shard of every batch of an epoch."""
+        master, counts = self.devices[0], len(self.devices)
+        rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
+                for kind, size in self.capacity.items()}
+        sizes = {kind: np.zeros((len(batches), counts), dtype=np.int64) for kind in rows}
+        local, bounds = [], []
+        for number, batch in enumerate(batches):
+            users, *items = [np.asarray(column, dtype=np.int64) for column in batch]
+            parts = _slices(len(users), counts)
+            bounds.append(parts)
+            for device, part in enumerate(parts):
+                found = {"user": np.unique(users[part], return_inverse=True),
+                         "item": np.unique(np.concatenate([c[part] for c in items]),
+                                           return_inverse=True)}
+                for kind, (unique, _) in found.items():
+                    rows[kind][number, device, :len(unique)] = unique
+                    sizes[kind][number, device] = len(unique)
+                local.append([found["user"][1], *np.split(found["item"][1], len(items))])
+        columns = [np.concatenate([shard[column] for shard in local])
+                   for column in range(len(local[0]))] if local else []
+        self._plan = {
+            "rows": rows, "sizes": sizes, "bounds": bounds,
+            "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
+                      for kind, value in rows.items()},
+            "local": {device: [mx.np.array(column, dtype=np.int32, ctx=device)
+                               for column in columns] for device in self.devices},
+            "offsets": np.cumsum([0] + [len(shard[0]) for shard in local])}
+
+    def shards(self, number: int) -> List[Tuple[mx.np.ndarray, ...]]:
+        """Batch ``number`` of the planned epoch: its rows into the slots, and
+        its shards as local ids on their devices."""
+        plan, out = self._plan, []
+        for device_number, device in enumerate(self.devices[:len(plan["bounds"][number])]):
+            for name, kind in self.kinds.items():
+                index = plan["index"][kind][number][device_number]
+                slot = self._views[name][device][0]
+                if self.remote is not None:  # the rows from the parameter servers
+                    size = int(plan["sizes"][kind][number, device_number])
+                    slot[:size] = self.remote.pull(name, index[:size]).as_in_context(device)
+                elif device == self.devices[0]:
+                    mx.nd.take(self.lazy.tables[name], index, out=slot)
+                else:
+                    mx.nd.take(self.lazy.tables[name], index).copyto(slot)
+            shard = number * len(self.devices) + device_number
+            start, stop = plan["offsets"][shard], plan["offsets"][shard + 1]
+            out.append(tuple(column[start:stop] for column in plan["local"][device]))
+        return out
+
+    def step(self, number: int, batch_size: int) -> None:
+        """Apply the slots' gradients to the rows they stand for, summed over
+        devices, scaled by ``1 / batch_size`` as the Trainer scales its own."""
+        plan, master = self._plan, self.devices[0]
+        used = self.devices[:len(plan["bounds"][number])]
+        for name, kind in self.kinds.items():
+            sizes = plan["sizes"][kind][number]
+            if len(used) == 1:
+                rows = plan["index"][kind][number][0][:int(sizes[0])]
+                grad = self._views[name][master][1][:int(sizes[0])]
+            else:  # the same row from several devices: one summed row
+                rows, grad = _merge(
+                    [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
+                    [self._views[name][device][1][:int(sizes[d])]
+                     for d, device in enumerate(used)], master)
+            if self.remote is not None:
+                self.remote.push(name, rows, grad)
+            else:
+                self.lazy.update(name, rows, grad, 1.0 / batch_size)
+
+    def sync(self) -> None:
+        """Copy the updated tables (from the servers, when distributed) to the real
+        network on every device."""
+        if self.remote is not None:
+            self.remote.pull_all()
+        for param in self._full.values():
+            master = param.data(self.devices[0])
+            for device in self.devices[1:]:
+                param.data(device)[:] = master.as_in_ctx(device)
+
+
+class _RemoteTables:
+    """The tables on MXNet's parameter servers: workers push row-sparse
+    gradients and pull only the rows of their next batch; the servers' lazy
+    optimizer updates the rows pushed. Counts the bytes each way."""
+
+    def __init__(self, kvstore, tables: Dict[str, mx.nd.NDArray], optimizer: str, lr: float,
+                 wd: float, batch_size: int, set_optimizer: bool):
+        self.kv, self.tables = kvstore, tables
+        # integer keys, as the Trainer's (a kvstore refuses mixed key types), far past its
+        self.keys = {name: _TABLE_KEYS + index for index, name in enumerate(tables)}
+        for name, key in self.keys.items():
+            self.kv.init(key, tables[name].tostype("row_sparse"))
+        self._out = {name: mx.nd.sparse.zeros("row_sparse", table.shape, ctx=table.context)
+                     for name, table in tables.items()}
+        if set_optimizer:  # else the Trainer sets the same optimizer at its first step
+            self.kv.set_optimizer(mx.optimizer.create(optimizer, learning_rate=lr, wd=wd,
+                                                      rescale_grad=1.0 / batch_size))
+        self.traffic = {"pushed": 0, "pulled": 0}
+
+    def pull(self, name: str, rows: mx.nd.NDArray) -> mx.nd.NDArray:
+        """The current values of ``rows`` (sorted, unique) of table ``name``."""
+        out = self._out[name]
+        self.kv.row_sparse_pull(self.keys[name], out=out, row_ids=rows)
+        values = out.data
+        self.traffic["pulled"] += values.size * 4 + rows.size * 8
+        return values
+
+    def push(self, name: str, rows: mx.nd.NDArray, grad: mx.nd.NDArray) -> None:
+        table = self.tables[name]
+        self.kv.push(self.keys[name], mx.nd.sparse.row_sparse_array((grad, rows),
+                                                                   shape=table.shape))
+        self.traffic["pushed"] += grad.size * 4 + rows.size * 8
+
+    def pull_all(self) -> None:
+        """Every row of every table into the local tables (before evaluation)."""
+        for name, table in self.tables.items():
+            table[:] = self.pull(name, mx.nd.arange(table.shape[0], dtype=np.int64))
+
+
+def _merge(rows: List[np.ndarray], grads: List[mx.nd.NDArray], device: mx.Context):
+    """Rows and gradient rows of several devices as one sorted, unique set."""
+    unique, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+    summed = np.zeros((len(unique), grads[0].shape[1]), dtype=np.float32)
+    np.add.at(summed, inverse, np.concatenate([part.asnumpy() for part in grads]))
+    return mx.nd.array(unique, dtype=np.int64, ctx=device), mx.nd.array(summed, ctx=device)

@@ -1,0 +1,176 @@
+"""Row-sparse training of the embedding tables (issue 13): a step touches only
+the rows of its batch, equals the dense step there for SGD, lazy Adam follows
+its definition, and devices, resume and the CLI switch work with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from neumf import BPRLoss, fit, load_model, synthetic
+from neumf._gluon import get_weights, parameters, set_weights
+from neumf.cli import build_parser
+from neumf.model import NeuMF
+from neumf.sparse import LazyTables, SparseBatches
+from neumf.training import fit_epochs
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*lazy_update.*")
+
+
+def _net(devices, seed=0):
+    mx.random.seed(seed)
+    net = NeuMF(4, 30, 50, [6, 3])
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        net.initialize(mx.init.Normal(0.3), ctx=devices)
+    net.hybridize()
+    return net
+
+
+def _batch(rng, size=16):
+    return (rng.integers(0, 30, size), rng.integers(0, 50, size), rng.integers(0, 50, size))
+
+
+def _step(net, batch, devices, sparse: bool, lr=0.5, wd=0.0, epochs=1):
+    tables = net.tables()
+    params = [p for name, p in parameters(net).items() if not sparse or name not in tables]
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": lr, "wd": wd})
+    batches = SparseBatches(net, devices, len(batch[0]), "sgd", lr, wd) if sparse else None
+    loader = [batch] if sparse else [tuple(mx.np.array(c, dtype="int32") for c in batch)]
+    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=epochs, flush=False,
+               sparse=batches)
+
+
+def test_a_sparse_sgd_step_equals_the_dense_step_and_touches_only_its_rows():
+    devices = [mx.cpu()]
+    batch = _batch(np.random.default_rng(0))
+    dense, sparse = _net(devices), _net(devices)
+    before = get_weights(sparse)
+    _step(dense, batch, devices, sparse=False)
+    _step(sparse, batch, devices, sparse=True)
+    after_dense, after_sparse = get_weights(dense), get_weights(sparse)
+    for name in after_dense:
+        np.testing.assert_allclose(after_sparse[name], after_dense[name], rtol=1e-5,
+                                   atol=1e-7, err_msg=name)
+    touched = {"P.weight": set(batch[0]), "U.weight": set(batch[0]),
+               "Q.weight": set(batch[1]) | set(batch[2]),
+               "V.weight": set(batch[1]) | set(batch[2])}
+    for name, rows in touched.items():
+        changed = set(np.flatnonzero((after_sparse[name] != before[name]).any(axis=1)).tolist())
+        assert changed and changed <= rows, name
+
+
+def test_weight_decay_applies_to_the_rows_touched_only():
+    devices = [mx.cpu()]
+    batch = _batch(np.random.default_rng(1))
+    dense, sparse = _net(devices), _net(devices)
+    before = get_weights(sparse)
+    _step(dense, batch, devices, sparse=False, wd=0.1)
+    _step(sparse, batch, devices, sparse=True, wd=0.1)
+    untouched = sorted(set(range(50)) - set(batch[1]) - set(batch[2]))
+    np.testing.assert_array_equal(get_weights(sparse)["Q.weight"][untouched],
+                                  before["Q.weight"][untouched])
+    assert not np.allclose(get_weights(dense)["Q.weight"][untouched],
+                           before["Q.weight"][untouched])  # dense decays every row
+
+
+def test_lazy_adam_matches_a_numpy_reference():
+    rng = np.random.default_rng(2)
+    table = rng.normal(size=(7, 3)).astype(np.float32)
+    tables = {"T": mx.nd.array(table)}
+    lazy = LazyTables(tables, "adam", lr=0.1, wd=0.01)
+    weight, mean, var = table.astype(np.float64), np.zeros((7, 3)), np.zeros((7, 3))
+    for step in range(1, 5):
+        rows = np.sort(rng.choice(7, size=3, replace=False))
+        grad = rng.normal(size=(3, 3)).astype(np.float32)
+        lazy.update("T", mx.nd.array(rows, dtype="int64"), mx.nd.array(grad), rescale=0.5)
+        g = 0.5 * grad + 0.01 * weight[rows]
+        mean[rows] = 0.9 * mean[rows] + 0.1 * g
+        var[rows] = 0.999 * var[rows] + 0.001 * g ** 2
+        lr = 0.1 * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step)
+        weight[rows] -= lr * mean[rows] / (np.sqrt(var[rows]) + 1e-8)
+    # float32 steps against float64 arithmetic: a wrong rule is off by ~1e-2
+    np.testing.assert_allclose(tables["T"].asnumpy(), weight, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="sparse training supports the optimizers"):
+        LazyTables(tables, "rmsprop", lr=0.1, wd=0.0)
+
+
+@pytest.mark.parametrize("num_devices", [2, 3])
+def test_several_devices_agree_with_one(num_devices):
+    batch = _batch(np.random.default_rng(3), size=24)
+    one, many = _net([mx.cpu(0)]), _net([mx.cpu(i) for i in range(num_devices)])
+    set_weights(many, get_weights(one))
+    _step(one, batch, [mx.cpu(0)], sparse=True, epochs=3)
+    _step(many, batch, [mx.cpu(i) for i in range(num_devices)], sparse=True, epochs=3)
+    reference = get_weights(one)
+    for name, value in get_weights(many).items():
+        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for param in parameters(many).values():  # every device holds the same tables
+        copies = [data.asnumpy() for data in param.list_data()]
+        for copy in copies[1:]:
+            np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return synthetic(150, 120, 3000, seed=4, num_groups=5, affinity=0.9)
+
+
+SETTINGS = {"seed": 0, "batch_size": 128, "k": 10, "ks": (10,), "verbose": False,
+            "num_factors": 8, "nums_hiddens": (8,), "sparse": True}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_sparse_fit_learns_and_resumes_exactly(frame, tmp_path):
+    whole = fit(dataset=frame, num_epochs=4, out=tmp_path / "whole", **SETTINGS)
+    popularity = fit(dataset=frame, model="popularity", **SETTINGS)
+    assert whole.metrics["auc"] > popularity.metrics["auc"] + 0.1  # taste groups found
+    fit(dataset=frame, num_epochs=2, out=tmp_path / "half", **SETTINGS)
+    resumed = fit(resume=tmp_path / "half", num_epochs=4, verbose=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    users = np.arange(whole.num_users)
+    np.testing.assert_array_equal(resumed.net.score_matrix(users),
+                                  whole.net.score_matrix(users))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_default_is_dense_below_the_measured_size(frame):
+    result = fit(dataset=frame, num_epochs=1, **{**SETTINGS, "sparse": None})
+    assert result.state.sparse is None
+    assert fit(dataset=frame, num_epochs=1, **SETTINGS).state.sparse is not None
+    with pytest.raises(ValueError, match="sparse training supports the optimizers"):
+        fit(dataset=frame, num_epochs=1, optimizer="rmsprop", **SETTINGS)
+
+
+def test_cli_switch_reaches_fit():
+    parser = build_parser(track_given=True)
+    assert vars(parser.parse_args(["train", "--sparse"]))["sparse"] is True
+    assert vars(parser.parse_args(["train", "--dense"]))["sparse"] is False
+    assert "sparse" not in vars(parser.parse_args(["train"]))
+    devices = vars(parser.parse_args(["train", "--devices", "cpu:0,cpu:1"]))["devices"]
+    assert devices == "cpu:0,cpu:1"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_dist_sync_workers_ship_rows_and_agree(frame, tmp_path):
+    frame.to_csv(tmp_path / "syn.csv", index=False)
+    command = [sys.executable, "-m", "neumf", "launch", "-n", "2", "-s", "1", "--timeout",
+               "150", "--", "neumf", "train", "--dataset", "csv", "--data-dir", str(tmp_path),
+               "--name", "syn.csv", "--kvstore", "dist_sync", "--sparse", "--num-epochs", "4",
+               "--seed", "0", "--wd", "0", "--lr", "0.05", "--batch-size", "128", "--k", "10",
+               "--ks", "10", "--quiet", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    workers = [load_model(tmp_path / "run" / f"worker-{rank}") for rank in (0, 1)]
+    first, second = (get_weights(worker.net) for worker in workers)
+    for name, value in first.items():
+        np.testing.assert_allclose(second[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    popularity = fit(dataset=frame, model="popularity", **SETTINGS)
+    assert workers[0].metrics["auc"] > popularity.metrics["auc"] + 0.1
