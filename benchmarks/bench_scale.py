@@ -6,7 +6,8 @@ MovieLens-20M (20M interactions, 138K users, 27K items) on this machine.
 For each size, one process writes a CSV with ``neumf.synthetic`` (users in
 proportion to the size, items to its square root, 138K and 27K at 20M), and a
 fresh process measures: reading and splitting it (``load_dataset('csv')``), one
-training epoch of the tutorial's NeuMF (1 negative per positive, batch 8192),
+training epoch of the tutorial's NeuMF (1 negative per positive, batch 8192;
+``--tables sparse``, the default, trains the embedding tables row-sparse),
 the sampled protocol (99 negatives) for every user, full ranking of 10,000
 users within a 1 GiB evaluation bound (``memory_mb=1024``; NumPy's peak is
 traced), and the process's peak resident memory. Prints a table and JSON lines.
@@ -45,13 +46,18 @@ def generate(num_interactions: int, path: Path) -> dict:
     return {"generate_s": seconds, "rows": len(frame)}
 
 
-def measure(path: Path, full_users: int) -> dict:
+def measure(path: Path, full_users: int, tables: str) -> dict:
     import mxnet as mx
     import numpy as np
     from mxnet import gluon
 
     import neumf
+    from neumf._gluon import parameters
+    from neumf.config import FitConfig
+    from neumf.model import initialize
     from neumf.sampling import sampled_negatives
+    from neumf.sparse import SparseBatches
+    from neumf.training import fit_epochs
 
     record = {}
     start = time.perf_counter()
@@ -63,21 +69,24 @@ def measure(path: Path, full_users: int) -> dict:
     devices = [mx.cpu()]
     mx.random.seed(0)
     net = neumf.NeuMF(10, data.num_users, data.num_items, [10, 10, 10])
-    net.initialize(mx.init.Normal(0.01), ctx=devices)
+    initialize(net, FitConfig().model_spec, devices)
     net.hybridize(static_alloc=True)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "wd": 0.0})
+    sparse = SparseBatches(net, devices, 8192, "adam", 0.01, 0.0) if tables == "sparse" \
+        else None
+    params = [p for name, p in parameters(net).items()
+              if sparse is None or name not in sparse.kinds]
+    trainer = gluon.Trainer(params, "adam", {"learning_rate": 0.01, "wd": 0.0})
     sampler = neumf.PRDataset(data.train_users, data.train_items, None, data.num_items,
                               seed=0)
     loss = neumf.BPRLoss()
     loss.hybridize()
     start = time.perf_counter()
-    history = neumf.train_ranking(net, sampler.loader(8192), None, loss, trainer, None,
-                                  data.num_users, data.num_items, 1, devices,
-                                  lambda *args: (0.0, 0.0), None, eval_step=2,
-                                  verbose=False)
+    history = fit_epochs(net, sampler.loader(8192, as_numpy=sparse is not None), loss,
+                         trainer, devices, num_epochs=1, sparse=sparse)
     record["epoch_s"] = time.perf_counter() - start
     record["epoch_loss"] = history[0]["loss"]
     record["triplets_per_s"] = history[0]["examples_per_sec"]
+    record["tables"] = tables
 
     start = time.perf_counter()
     negatives = sampled_negatives(data, 99, seed=0)
@@ -106,14 +115,14 @@ def measure(path: Path, full_users: int) -> dict:
     return record
 
 
-def run_size(num_interactions: int, workdir: Path, full_users: int) -> dict:
+def run_size(num_interactions: int, workdir: Path, full_users: int, tables: str) -> dict:
     path = workdir / f"synthetic-{num_interactions}.csv"
     me = [sys.executable, __file__]
     made = json.loads(subprocess.run(me + ["--generate", str(num_interactions), str(path)],
                                      check=True, capture_output=True, text=True
                                      ).stdout.splitlines()[-1])
     measured = json.loads(subprocess.run(me + ["--measure", str(path), "--full-users",
-                                               str(full_users)], check=True,
+                                               str(full_users), "--tables", tables], check=True,
                                          capture_output=True, text=True
                                          ).stdout.splitlines()[-1])
     path.unlink()
@@ -144,6 +153,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e6, 5e6, 2e7])
     parser.add_argument("--full-users", type=int, default=10_000)
     parser.add_argument("--plot", default=None, help="write the growth plot here")
+    parser.add_argument("--tables", choices=("dense", "sparse"), default="sparse",
+                        help="train the embedding tables dense, or row-sparse")
     parser.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -151,12 +162,12 @@ def main() -> None:
         print(json.dumps(generate(int(args.generate[0]), Path(args.generate[1]))))
         return
     if args.measure:
-        print(json.dumps(measure(Path(args.measure), args.full_users)))
+        print(json.dumps(measure(Path(args.measure), args.full_users, args.tables)))
         return
     records = []
     with tempfile.TemporaryDirectory() as workdir:
         for size in args.sizes:
-            records.append(run_size(int(size), Path(workdir), args.full_users))
+            records.append(run_size(int(size), Path(workdir), args.full_users, args.tables))
             print(json.dumps(records[-1]), flush=True)
     keys = ["read_split_s", "epoch_s", "sampled_eval_s", "full_eval_10k_s",
             "full_eval_peak_mib", "peak_rss_mib"]

@@ -24,6 +24,9 @@ def get_weights(net: gluon.Block) -> Dict[str, np.ndarray]:
 
 
 def set_weights(net: gluon.Block, values: Dict[str, np.ndarray]) -> None:
-    """Set every parameter, on every device, from ``values`` (same names and shapes)."""
+    """Set every parameter, on every device, from ``values`` (same names and
+    shapes), in place: ``Parameter.set_data`` would reset a Trainer's kvstore,
+    which a distributed kvstore refuses."""
     for name, param in parameters(net).items():
-        param.set_data(values[name])
+        for data in param.list_data():
+            data[:] = values[name]

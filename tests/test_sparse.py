@@ -159,12 +159,13 @@ def test_cli_switch_reaches_fit():
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_dist_sync_workers_ship_rows_and_agree(frame, tmp_path):
+    # with validation: the best epoch's weights are restored under a distributed kvstore
     frame.to_csv(tmp_path / "syn.csv", index=False)
     command = [sys.executable, "-m", "neumf", "launch", "-n", "2", "-s", "1", "--timeout",
                "150", "--", "neumf", "train", "--dataset", "csv", "--data-dir", str(tmp_path),
                "--name", "syn.csv", "--kvstore", "dist_sync", "--sparse", "--num-epochs", "4",
                "--seed", "0", "--wd", "0", "--lr", "0.05", "--batch-size", "128", "--k", "10",
-               "--ks", "10", "--quiet", "--out", str(tmp_path / "run")]
+               "--ks", "10", "--validation", "--quiet", "--out", str(tmp_path / "run")]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
