@@ -367,9 +367,9 @@ def _serve(args) -> int:
     recommender = _recommender(args)
     server = make_server(recommender, args.host, args.port, quiet=not args.log)
     host, port = server.server_address[:2]
-    print(f"serving {recommender!r} on http://{host}:{port} (GET /health, GET "
-          "/recommend?user=ID&k=10, POST /recommend); Ctrl-C stops", flush=True)
-    try:
+    try:  # Ctrl-C is how the service stops: from here on, a normal end
+        print(f"serving {recommender!r} on http://{host}:{port} (GET /health, GET "
+              "/recommend?user=ID&k=10, POST /recommend); Ctrl-C stops", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -392,6 +392,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "gmf": types.MappingProxyType({**_NCF, "model": "gmf"}),
     "mlp": types.MappingProxyType({**_NCF, "model": "mlp"}),
     "neumf": types.MappingProxyType({**_NCF, "model": "neumf"}),
+    "mf": types.MappingProxyType({**_NCF, "model": "mf"}),
     "neumf-pretrained": types.MappingProxyType({
         **_NCF, "model": "neumf", "pretrain": True, "pretrain_epochs": 10,
         "num_epochs": 12, "optimizer": "sgd", "lr": 0.05}),
