@@ -175,8 +175,10 @@ def _add_serving(commands) -> None:
 
 def _add_model_source(parser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="run folder written by 'neumf train'")
-    source.add_argument("--export", help="folder written by 'neumf export'")
+    source.add_argument("--run", help="run folder written by 'neumf train' (default: none; "
+                                      "one of --run and --export is required)")
+    source.add_argument("--export", help="folder written by 'neumf export' (default: none; "
+                                         "one of --run and --export is required)")
 
 
 def _add_launch(commands) -> None:
@@ -207,8 +209,11 @@ def _add_recommend(commands) -> None:
                     "streamed to a CSV or JSON-lines file.")
     _add_model_source(rec)
     users = rec.add_mutually_exclusive_group(required=True)
-    users.add_argument("--user", action="append", help="raw user id; repeat for several users")
-    users.add_argument("--users-file", help="file of raw user ids, one per line ('-': stdin)")
+    users.add_argument("--user", action="append",
+                       help="raw user id; repeat for several users (default: none; one of "
+                            "--user and --users-file is required)")
+    users.add_argument("--users-file", help="file of raw user ids, one per line ('-': stdin) "
+                                            "(default: none)")
     rec.add_argument("-k", type=int, default=10, help="items per user (default: %(default)s)")
     rec.add_argument("--exclude", nargs="+", default=None,
                      help="raw item ids never to recommend (default: none)")

@@ -1,4 +1,5 @@
-"""Shared fixtures: seeds, synthetic interaction data, the real data directory."""
+"""Shared fixtures and helpers: seeds, synthetic interaction data, files in the
+u.data and NCF formats, the real data directory, device lists."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
+
+from neumf.generate import synthetic
+
+# Synthetic frames' heaviest users have seen every item (said by a warning, and expected).
+SEEN_EVERY_ITEM = pytest.mark.filterwarnings("ignore:.*interacted with every one:UserWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +60,38 @@ def write_u_data(folder: Path, columns, name="u.data") -> Path:
     return Path(folder)
 
 
+def write_ncf_files(folder, name="toy", num_negatives=20, seed=0):
+    """Files in the NCF authors' format built from planted data (0-based ids);
+    returns the test pairs' users and items."""
+    users, items, _, stamps = planted_interactions(seed=seed)
+    users, items = users - 1, items - 1
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((stamps, users))
+    last = np.r_[users[order][1:] != users[order][:-1], True]
+    test, train = order[last], order[~last]
+    with open(folder / f"{name}.train.rating", "w") as handle:
+        handle.writelines(f"{users[j]}\t{items[j]}\t5\t{stamps[j]}\n" for j in train)
+    with open(folder / f"{name}.test.rating", "w") as handle:
+        handle.writelines(f"{users[j]}\t{items[j]}\t5\t{stamps[j]}\n" for j in test)
+    with open(folder / f"{name}.test.negative", "w") as handle:
+        for j in test:
+            seen = set(items[users == users[j]].tolist())
+            pool = np.array([i for i in range(60) if i not in seen])
+            negatives = rng.choice(pool, size=num_negatives, replace=False)
+            handle.write(f"({users[j]},{items[j]})\t" + "\t".join(map(str, negatives)) + "\n")
+    return users[test], items[test]
+
+
 @pytest.fixture
 def planted_dir(tmp_path):
     """A data directory whose ml-100k/u.data holds planted group structure."""
     return write_u_data(tmp_path, planted_interactions())
+
+
+@pytest.fixture(scope="module")
+def taste_frame():
+    """A small synthetic frame with four strong taste groups (a model can learn them)."""
+    return synthetic(120, 90, 2400, seed=3, num_groups=4, affinity=0.9)
 
 
 @pytest.fixture

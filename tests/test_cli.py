@@ -35,7 +35,8 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert err.startswith("neumf: error:") and "line 1" in err
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "recommend", "launch"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend", "launch", "export",
+                                     "serve"])
 def test_help_documents_every_option(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -47,6 +47,7 @@ def test_reader_matches(tmp_path, monkeypatch):
     assert got[1:] == expected[1:]
 
 
+@pytest.mark.slow
 def test_reader_matches_on_movielens(ml100k_dir, monkeypatch):
     monkeypatch.setattr(d2l, "download_extract", lambda name: str(ml100k_dir / "ml-100k"))
     expected = d2l.read_data_ml100k()
@@ -116,6 +117,7 @@ def test_hit_and_auc_matches(rng):
             d2l.hit_and_auc(ranked, test_items, k))
 
 
+@pytest.mark.slow
 def test_evaluate_ranking_matches_where_the_tutorial_is_right(rng):
     # With num_users == num_items the tutorial's num_users bug ranks exactly the
     # catalogue, and a random network has no ties: both evaluators must then agree.

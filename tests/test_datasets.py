@@ -1,10 +1,15 @@
-import mxnet as mx
+"""Named data sets: MovieLens-1M, delimited files of raw ids, the NCF authors'
+format (reading its rules, ``write_ncf`` round trips, and the NCF development
+protocol's validation split made from a training file alone)."""
+
 import numpy as np
 import pytest
-from test_evaluation import TableNet
 
-from conftest import planted_interactions
-from neumf import DataError, evaluate_model, evaluate_ranking, fit, load_dataset
+import neumf
+from conftest import planted_interactions, write_ncf_files
+from neumf import DataError, load_dataset, write_ncf
+from neumf.datasets import ncf_validation_split
+from neumf.sampling import sampled_negatives
 
 
 def test_csv_with_raw_ids_header_and_no_timestamps(tmp_path):
@@ -39,29 +44,8 @@ def test_ml1m_format(tmp_path):
     assert got == {u: i for u, (i, _) in latest.items()}
 
 
-def write_ncf(folder, name="toy", num_negatives=20, seed=0):
-    """Files in the NCF authors' format built from planted data (0-based ids)."""
-    users, items, _, stamps = planted_interactions(seed=seed)
-    users, items = users - 1, items - 1
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((stamps, users))
-    last = np.r_[users[order][1:] != users[order][:-1], True]
-    test, train = order[last], order[~last]
-    with open(folder / f"{name}.train.rating", "w") as handle:
-        handle.writelines(f"{users[j]}\t{items[j]}\t5\t{stamps[j]}\n" for j in train)
-    with open(folder / f"{name}.test.rating", "w") as handle:
-        handle.writelines(f"{users[j]}\t{items[j]}\t5\t{stamps[j]}\n" for j in test)
-    with open(folder / f"{name}.test.negative", "w") as handle:
-        for j in test:
-            seen = set(items[users == users[j]].tolist())
-            pool = np.array([i for i in range(60) if i not in seen])
-            negatives = rng.choice(pool, size=num_negatives, replace=False)
-            handle.write(f"({users[j]},{items[j]})\t" + "\t".join(map(str, negatives)) + "\n")
-    return users[test], items[test]
-
-
 def test_ncf_format_round_trip(tmp_path):
-    test_users, test_items = write_ncf(tmp_path)
+    test_users, test_items = write_ncf_files(tmp_path)
     data = load_dataset("ncf", tmp_path, "toy")
     np.testing.assert_array_equal(data.test_users, test_users)
     np.testing.assert_array_equal(data.test_items, test_items)
@@ -70,7 +54,7 @@ def test_ncf_format_round_trip(tmp_path):
 
 
 def test_ncf_mismatched_negative_file_names_the_line(tmp_path):
-    write_ncf(tmp_path)
+    write_ncf_files(tmp_path)
     path = tmp_path / "toy.test.negative"
     lines = path.read_text().splitlines()
     lines[3] = "(99,1)\t" + lines[3].split("\t", 1)[1]
@@ -79,40 +63,38 @@ def test_ncf_mismatched_negative_file_names_the_line(tmp_path):
         load_dataset("ncf", tmp_path, "toy")
 
 
-def test_paper_protocol_on_ncf_files_in_one_call(tmp_path):
-    write_ncf(tmp_path)
-    result = fit(dataset="ncf", data_dir=tmp_path, name="toy", protocol="sampled", seed=0,
-                 num_epochs=8, batch_size=64, k=10, verbose=False)
-    assert {"hr@10", "ndcg@10", "auc", "mrr"} <= set(result.metrics)
-    # 21 candidates per test item: chance HR@10 is 10/21; the planted groups are learned
-    assert result.metrics["hr@10"] > 0.8 and result.metrics["ndcg@10"] > 0.4
+def test_ncf_rules_for_out_of_range_ids_and_coinciding_negatives(tmp_path):
+    write_ncf_files(tmp_path, num_negatives=5)
+    negative = tmp_path / "toy.test.negative"
+    lines = negative.read_text().splitlines()
+    pair, *negatives = lines[0].split("\t")
+    test_item = pair.strip("()").split(",")[1]
+    lines[0] = "\t".join([pair, test_item, "999", *negatives[2:]])  # the test item, outside
+    negative.write_text("\n".join(lines) + "\n")
+    with open(tmp_path / "toy.test.rating", "a") as handle:
+        handle.write("500\t3\t5\t1\n")  # a user the training file does not have
+    with open(negative, "a") as handle:
+        handle.write("(500,3)\t1\t2\t3\t4\t5\n")
+    with pytest.warns(UserWarning) as caught:
+        data = load_dataset("ncf", tmp_path, "toy")
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 test pairs name a user or item the training file does not have" in messages
+    assert "removed 1 negatives outside the catalogue and 1 equal to their test item" in messages
+    assert len(data.test_users) == 80 and (data.test_negatives[0, :2] == -1).all()
+    assert (data.test_negatives[1:] >= 0).all()
 
 
-def test_evaluate_model_hand_values():
-    # one user, 6 items; scores 0..5; item 5 seen; test item 3
-    net = TableNet(np.arange(6, dtype=float)[None, :])
-    full = evaluate_model(net, [0], [3], [0], [5], 6, [mx.cpu()], ks=(1, 2))
-    # candidates {0,1,2,3,4}: item 4 above, so rank 1
-    assert full == pytest.approx({"hr@1": 0.0, "ndcg@1": 0.0, "hr@2": 1.0,
-                                  "ndcg@2": 1 / np.log2(3), "auc": 3 / 4, "mrr": 1 / 2})
-    sampled = evaluate_model(net, [0], [3], [0], [5], 6, [mx.cpu()], ks=(1,),
-                             negatives=np.array([[0, 1]]))
-    assert sampled == pytest.approx({"hr@1": 1.0, "ndcg@1": 1.0, "auc": 1.0, "mrr": 1.0})
-
-
-def test_evaluate_model_agrees_with_evaluate_ranking():
-    rng = np.random.default_rng(2)
-    table = rng.permutation(30 * 90).reshape(30, 90).astype(float)
-    train_users = np.repeat(np.arange(30), 10)
-    train_items = np.concatenate([rng.choice(90, 11, replace=False) for _ in range(30)])
-    test_items = train_items.reshape(30, 11)[:, 10]
-    train_items = train_items.reshape(30, 11)[:, :10].ravel()
-    metrics = evaluate_model(TableNet(table), np.arange(30), test_items, train_users,
-                             train_items, 90, [mx.cpu()], ks=(50,))
-    candidates = {u: train_items[train_users == u].tolist() for u in range(30)}
-    hit_rate, auc = evaluate_ranking(TableNet(table), {u: [int(test_items[u])] for u in range(30)},
-                                     None, candidates, 30, 90, [mx.cpu()])
-    assert (metrics["hr@50"], metrics["auc"]) == pytest.approx((hit_rate, auc))
+def test_write_ncf_round_trips(planted_dir, tmp_path):
+    data = load_dataset("ml-100k", planted_dir)
+    negatives = sampled_negatives(data, 7, seed=1)
+    negatives[0, 5:] = -1  # a shorter row
+    write_ncf(data, tmp_path, "toy", negatives)
+    back = load_dataset("ncf", tmp_path, "toy")
+    for field in ("train_users", "train_items", "test_users", "test_items"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(data, field))
+    np.testing.assert_array_equal(back.test_negatives, negatives)
+    np.testing.assert_array_equal(back.train_times, data.train_times)  # validation uses them
+    assert (back.num_users, back.num_items) == (data.num_users, data.num_items)
 
 
 def test_unknown_dataset_and_missing_name(tmp_path):
@@ -120,3 +102,43 @@ def test_unknown_dataset_and_missing_name(tmp_path):
         load_dataset("ml-20m", tmp_path)
     with pytest.raises(ValueError, match="needs name="):
         load_dataset("csv", tmp_path)
+
+
+# --- the NCF development protocol: a validation split from a training file ----------------
+
+def _train_file(folder, name="toy"):
+    """An NCF training file: 30 users x 25 items, each user's lines newest first,
+    the first users with real timestamps, the rest with placeholder zeros."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for user in range(30):
+        items = rng.choice(25, size=6, replace=False)
+        stamps = [1_000_000 - 10 * n for n in range(6)] if user < 5 else [0] * 6
+        lines += [f"{user}\t{item}\t1\t{stamp}" for item, stamp in zip(items, stamps)]
+    (folder / f"{name}.train.rating").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def test_newest_line_of_each_user_is_held_out_with_unseen_negatives(tmp_path):
+    lines = _train_file(tmp_path)
+    paths = ncf_validation_split(tmp_path, "toy", tmp_path / "dev", negatives=10, seed=0)
+    assert [path.name for path in paths] == ["toy-validation.train.rating",
+                                            "toy-validation.test.rating",
+                                            "toy-validation.test.negative"]
+    data = neumf.load_dataset("ncf", tmp_path / "dev", "toy-validation")
+    newest = {int(line.split("\t")[0]): int(line.split("\t")[1])
+              for line in reversed(lines)}  # the first line of each user wins
+    assert dict(zip(data.test_users.tolist(), data.test_items.tolist())) == newest
+    assert len(data.train_users) == len(lines) - 30
+    for user, row in zip(data.test_users, data.test_negatives):
+        rated = {int(line.split("\t")[1]) for line in lines if int(line.split("\t")[0]) == user}
+        assert len(set(row.tolist())) == 10 and not set(row.tolist()) & rated
+    assert not (tmp_path / "toy.test.rating").exists()  # the real test files are never made
+
+
+def test_presets_run_on_the_validation_split(tmp_path):
+    _train_file(tmp_path)
+    ncf_validation_split(tmp_path, "toy", tmp_path, negatives=10, seed=0)
+    result = neumf.fit(dataset="ncf", data_dir=tmp_path, name="toy-validation", preset="gmf",
+                       num_epochs=2, num_factors=4, mlp_factors=4, seed=0, verbose=False)
+    assert 0 <= result.metrics["hr@10"] <= 1 and result.config.protocol == "sampled"

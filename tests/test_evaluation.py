@@ -1,9 +1,14 @@
+"""Ranking evaluation: the tutorial-shaped ``evaluate_ranking``, ``evaluate_model``
+under the full and sampled protocols, scoring every item for many users, and
+the memory bound."""
+
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import gluon
 
-from neumf import NeuMF, evaluate_ranking, hit_and_auc, score_users
+import neumf.evaluation as evaluation
+from neumf import NeuMF, evaluate_model, evaluate_ranking, hit_and_auc, score_users
 
 
 class TableNet(gluon.nn.Block):
@@ -85,7 +90,7 @@ def test_test_item_also_in_training_is_a_miss():
 
 
 @pytest.mark.parametrize("tests_per_user", [1, 3])
-@pytest.mark.parametrize("max_pairs", [1, 1000, 1 << 20])
+@pytest.mark.parametrize("max_pairs", [pytest.param(1, marks=pytest.mark.slow), 1000, 1 << 20])
 def test_matches_reference_on_random_tables(tests_per_user, max_pairs):
     rng = np.random.default_rng(tests_per_user)
     num_users, num_items = 25, 120
@@ -203,3 +208,64 @@ def test_pruned_mlp_scores_match_pairwise_calls(case):
     direct = net(mx.np.array(np.repeat(users, 11), dtype="int32"),
                  mx.np.array(np.tile(np.arange(11), 6), dtype="int32")).asnumpy().reshape(6, 11)
     np.testing.assert_allclose(net.score_matrix(users), direct, rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_model_hand_values():
+    # one user, 6 items; scores 0..5; item 5 seen; test item 3
+    net = TableNet(np.arange(6, dtype=float)[None, :])
+    full = evaluate_model(net, [0], [3], [0], [5], 6, [mx.cpu()], ks=(1, 2))
+    # candidates {0,1,2,3,4}: item 4 above, so rank 1
+    assert full == pytest.approx({"hr@1": 0.0, "ndcg@1": 0.0, "hr@2": 1.0,
+                                  "ndcg@2": 1 / np.log2(3), "auc": 3 / 4, "mrr": 1 / 2})
+    sampled = evaluate_model(net, [0], [3], [0], [5], 6, [mx.cpu()], ks=(1,),
+                             negatives=np.array([[0, 1]]))
+    assert sampled == pytest.approx({"hr@1": 1.0, "ndcg@1": 1.0, "auc": 1.0, "mrr": 1.0})
+
+
+def test_evaluate_model_agrees_with_evaluate_ranking():
+    rng = np.random.default_rng(2)
+    table = rng.permutation(30 * 90).reshape(30, 90).astype(float)
+    train_users = np.repeat(np.arange(30), 10)
+    train_items = np.concatenate([rng.choice(90, 11, replace=False) for _ in range(30)])
+    test_items = train_items.reshape(30, 11)[:, 10]
+    train_items = train_items.reshape(30, 11)[:, :10].ravel()
+    metrics = evaluate_model(TableNet(table), np.arange(30), test_items, train_users,
+                             train_items, 90, [mx.cpu()], ks=(50,))
+    candidates = {u: train_items[train_users == u].tolist() for u in range(30)}
+    hit_rate, auc = evaluate_ranking(TableNet(table), {u: [int(test_items[u])] for u in range(30)},
+                                     None, candidates, 30, 90, [mx.cpu()])
+    assert (metrics["hr@50"], metrics["auc"]) == pytest.approx((hit_rate, auc))
+
+
+def _random_setup(num_users=40, num_items=500, seed=0):
+    rng = np.random.default_rng(seed)
+    net = NeuMF(4, num_users, num_items, [6, 3])
+    net.initialize(mx.init.Normal(0.5))
+    seen_users = np.repeat(np.arange(num_users), 12)
+    seen_items = rng.integers(0, num_items, len(seen_users))
+    test_items = rng.integers(0, num_items, num_users)
+    return net, np.arange(num_users), test_items, seen_users, seen_items
+
+
+def test_memory_bound_gives_the_same_metrics():
+    net, users, items, seen_users, seen_items = _random_setup()
+    whole = evaluate_model(net, users, items, seen_users, seen_items, 500, [mx.cpu()])
+    bounded = evaluate_model(net, users, items, seen_users, seen_items, 500, [mx.cpu()],
+                             memory_mb=0.05)  # about three users per block
+    assert bounded == pytest.approx(whole)
+    with pytest.raises(ValueError, match="memory_mb"):
+        evaluate_model(net, users, items, seen_users, seen_items, 500, [mx.cpu()],
+                       memory_mb=0)
+
+
+def test_sampled_protocol_scoring_only_candidates_matches_the_score_matrix(monkeypatch):
+    net, users, items, seen_users, seen_items = _random_setup()
+    rng = np.random.default_rng(1)
+    negatives = rng.integers(0, 500, (len(users), 9))
+    negatives[::4, 7:] = -1
+    pairwise = evaluate_model(net, users, items, seen_users, seen_items, 500, [mx.cpu()],
+                              negatives=negatives, ks=(5,))  # 500 > 8 x 10: pairs only
+    monkeypatch.setattr(evaluation, "PAIRWISE_RATIO", 10**9)  # force the score-matrix path
+    matrix = evaluate_model(net, users, items, seen_users, seen_items, 500, [mx.cpu()],
+                            negatives=negatives, ks=(5,))
+    assert pairwise == pytest.approx(matrix, abs=1e-6)

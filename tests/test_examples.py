@@ -4,12 +4,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+pytestmark = pytest.mark.slow  # each starts a Python process
 
 
 def _run(script, *args):
+    # below pytest-timeout's 120 s per test, so a hung example fails with its output
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True,
-                          text=True, timeout=300, check=False)
+                          text=True, timeout=100, check=False)
 
 
 def test_reproduce_tutorial_runs(planted_dir):

@@ -155,6 +155,7 @@ def test_resume_with_another_optimizer_is_refused_and_keeps_the_checkpoint(plant
     assert len(load_model(run).history) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::neumf.CollapseWarning")  # exact resume, not learning
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl"])
 def test_every_optimizer_resumes_to_the_uninterrupted_result(planted_dir, tmp_path, optimizer):
@@ -223,6 +224,7 @@ def test_out_naming_a_file_is_refused_before_training(planted_dir, tmp_path):
     assert "epoch 1" not in out and target.read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_at_once(planted_dir, tmp_path):
     run = tmp_path / "r"
     fit(data_dir=planted_dir, out=run, **QUICK)
@@ -528,6 +530,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert code == 2 and "Traceback" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_where_the_checkpoint_is(planted_dir, tmp_path):
     run = tmp_path / "r"
     process = subprocess.Popen(
@@ -561,6 +564,7 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
     assert f"127.0.0.1:{port}" in message and "data_dir" in message
 
 
+@pytest.mark.slow
 def test_a_silent_server_is_given_up_on(tmp_path):
     with socket.socket() as server:  # accepts, never answers
         server.bind(("127.0.0.1", 0))
@@ -617,6 +621,7 @@ def cli_cases(draw):
     return rows, header, args, out
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cli_cases())

@@ -1,8 +1,11 @@
+"""The blocks: NeuMF, its GMF and MLP towers, the popularity baseline, and
+pretraining NeuMF from the towers."""
+
 import mxnet as mx
 import numpy as np
 import pytest
 
-from neumf import NeuMF
+from neumf import GMF, MLP, NeuMF, Popularity
 
 
 def _inputs(batch=7):
@@ -67,3 +70,70 @@ def test_bad_arguments(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         NeuMF(**args)
+
+
+def _pairs(num_users, num_items):
+    users = np.repeat(np.arange(num_users), num_items)
+    items = np.tile(np.arange(num_items), num_users)
+    return (mx.np.array(users, dtype="int32"), mx.np.array(items, dtype="int32"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GMF(4, 5, 9), lambda: GMF(4, 5, 9, output_weights=False),
+    lambda: MLP(3, 5, 9, [6, 2]), lambda: NeuMF(4, 5, 9, [6, 3], mlp_factors=3),
+    lambda: NeuMF(2, 5, 9, [4], output_activation="sigmoid", mlp_factors=5)])
+def test_every_model_scores_all_items_like_its_forward_pass(make):
+    net = make()
+    net.initialize(mx.init.Normal(0.5))
+    net.hybridize()
+    forward = net(*_pairs(5, 9)).asnumpy().reshape(5, 9)
+    np.testing.assert_allclose(net.score_matrix(np.arange(5)), forward, rtol=1e-5, atol=1e-6)
+
+
+def test_mf_is_the_plain_dot_product():
+    net = GMF(3, 4, 6, output_weights=False)
+    net.initialize(mx.init.Normal(1.0))
+    expected = net.P.weight.data().asnumpy() @ net.Q.weight.data().asnumpy().T
+    np.testing.assert_allclose(net.score_matrix(np.arange(4)), expected, rtol=1e-6)
+    assert "prediction_layer.weight" not in net._collect_params_with_prefix()
+
+
+def test_popularity_counts_training_interactions():
+    net = Popularity(3, 5)
+    net.initialize()
+    net.fit_counts(np.array([4, 0, 4, 2, 4]))
+    np.testing.assert_array_equal(net.score_matrix([0, 2]), [[1, 0, 1, 0, 3]] * 2)
+    scores = net(mx.np.array([1, 2], dtype="int32"), mx.np.array([4, 1], dtype="int32"))
+    np.testing.assert_array_equal(scores.asnumpy(), [[3], [0]])
+
+
+def test_pretraining_loads_both_towers_and_weights_the_output_layer():
+    gmf, mlp = GMF(4, 5, 9), MLP(3, 5, 9, [6, 2])
+    net = NeuMF(4, 5, 9, [6, 2], mlp_factors=3)
+    for block in (gmf, mlp, net):
+        block.initialize(mx.init.Normal(1.0))
+    net.load_towers(gmf, mlp, alpha=0.25)
+    params = {name: p.data().asnumpy() for name, p in net._collect_params_with_prefix().items()}
+    for tower in (gmf, mlp):
+        for name, param in tower._collect_params_with_prefix().items():
+            if name != "prediction_layer.weight":
+                np.testing.assert_array_equal(params[name], param.data().asnumpy())
+    np.testing.assert_allclose(params["prediction_layer.weight"], np.concatenate(
+        [0.25 * gmf.prediction_layer.weight.data().asnumpy(),
+         0.75 * mlp.prediction_layer.weight.data().asnumpy()], axis=1), rtol=1e-6)
+    # the pretrained NeuMF's score is the alpha-weighted sum of the towers' scores
+    np.testing.assert_allclose(
+        net.score_matrix(np.arange(5)),
+        0.25 * gmf.score_matrix(np.arange(5)) + 0.75 * mlp.score_matrix(np.arange(5)),
+        rtol=1e-4, atol=1e-5)
+
+
+def test_pretraining_refuses_mismatched_towers():
+    gmf, mlp = GMF(4, 5, 9), MLP(3, 5, 9, [6, 2])
+    net = NeuMF(4, 5, 9, [6, 2])  # MLP embeddings of 4, not 3
+    for block in (gmf, mlp, net):
+        block.initialize()
+    with pytest.raises(ValueError, match="U.weight: pretrained shape"):
+        net.load_towers(gmf, mlp)
+    with pytest.raises(ValueError, match="alpha"):
+        net.load_towers(gmf, mlp, alpha=1.5)

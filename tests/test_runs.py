@@ -118,8 +118,10 @@ def test_recommend_filters(run):
 
 
 def test_export_matches_the_network(run, tmp_path):
+    # the export folder's graph, loaded by MXNet alone (in the shape semantics it was saved in)
     result, _, _ = run
-    symbol, params = result.export(tmp_path / "serving" / "neumf")
+    folder = result.export(tmp_path / "serving" / "neumf")
+    symbol, params = folder / "model-symbol.json", folder / "model-0000.params"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MXNet notes the inputs' unknown dtypes
         with mx.util.np_shape(True), mx.util.np_array(True):

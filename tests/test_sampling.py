@@ -1,3 +1,6 @@
+"""Negative sampling: exact draws among each user's unseen items, the PRDataset
+and its loader."""
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -141,3 +144,12 @@ def test_loader_with_several_negatives_per_positive(toy):
     negatives = np.concatenate([b[2] for b in batches])
     pairs_users = np.concatenate([b[0] for b in batches])
     assert not any(n in candidates[u] for u, n in zip(pairs_users.tolist(), negatives.tolist()))
+
+
+def test_sampler_on_a_shard_excludes_all_seen_items():
+    users = np.repeat(np.arange(5), 8)
+    items = np.tile(np.arange(8), 5)
+    shard = np.arange(0, len(users), 2)
+    sampler = PRDataset(users[shard], items[shard], None, 10, seed=0, seen=(users, items))
+    negatives = np.concatenate([batch[2] for batch in sampler.loader(7, as_numpy=True)])
+    assert set(negatives.tolist()) <= {8, 9}

@@ -60,6 +60,7 @@ def test_export_is_self_contained_and_checked(run, tmp_path):
         serving.load(damaged)
 
 
+@pytest.mark.slow  # starts a Python process
 def test_a_fresh_process_recommends_what_the_run_recommends(run):
     result, _, export = run
     users = result.data.user_ids[:12].tolist()
@@ -117,7 +118,9 @@ def _post(url, body: bytes, headers=None):
 def service(run):
     recommender = serving.load(run[2])
     server = serving.make_server(recommender, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.05 s, not the default 0.5 s per test
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", recommender
     server.shutdown()
@@ -175,6 +178,7 @@ def test_http_service_bounds_the_body_and_survives_concurrency(service):
                                rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow  # starts a Python process
 def test_serve_from_the_shell_until_ctrl_c(run):
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))

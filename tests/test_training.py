@@ -1,3 +1,7 @@
+"""The training loop through the tutorial's ``train_ranking``: it learns planted
+structure on one or two devices, records every epoch, and names collapse and
+non-finite losses."""
+
 import functools
 import math
 
@@ -56,6 +60,7 @@ def chance_hit_rate(planted):
     return np.mean([K / (NUM_ITEMS - len(candidates[u])) for u in candidates])
 
 
+@pytest.mark.slow
 def test_planted_structure_is_learned(planted, devices, capsys):
     _, history = _train(planted, devices)
     chance = chance_hit_rate(planted)
@@ -99,6 +104,7 @@ def test_same_seed_same_history(planted):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_hinge_loss_learns_too(planted):
     _, history = _train(planted, [mx.cpu()], loss=HingeLossbRec(), verbose=False)
     assert history[-1]["hit_rate"] > 5 * chance_hit_rate(planted)
@@ -136,6 +142,7 @@ def test_non_finite_loss_names_epoch_and_batch(planted):
                       NUM_ITEMS, 1, [mx.cpu()], evaluate_ranking, candidates, verbose=False)
 
 
+@pytest.mark.slow
 def test_accepts_a_gluon_dataloader_over_prdataset(planted):
     # the tutorial's way: a DataLoader yielding legacy or numpy-mode arrays
     users, items, candidates, _ = planted

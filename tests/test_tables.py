@@ -1,22 +1,21 @@
-"""Bad input, fuzzed files, impossible arguments and numeric failure: only the
-library's documented errors escape, each naming the file, line or argument."""
+"""The one checked reader: every bad line is named with its file and line, the
+numeric and text paths agree, and fuzzed files only ever raise DataError."""
 
 import contextlib
 import warnings
 
-import mxnet as mx
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_datasets import write_ncf
 
-from conftest import planted_interactions, write_u_data
-from neumf import DataError, fit, load_dataset, load_model, read_ratings
+from conftest import SEEN_EVERY_ITEM, write_ncf_files
+from neumf import DataError, load_dataset, read_ratings
+from neumf.generate import synthetic
 
 GOOD_U_DATA = "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n2\t2\t1\t881250952\n"
 GOOD_CSV = "user,item,rating,timestamp\nu1,a,5,881250949\nu1,b,3,881250950\nu2,a,4,881250951\n"
 GOOD_ML1M = "1::10::5::978300760\n1::20::3::978300761\n2::10::4::978300762\n2::20::1::978300763\n"
+GOOD = "1\t1\t5\t100\n1\t2\t3\t50\n2\t1\t4\t70\n"
 
 U_DATA_CASES = {
     "wrong column count": ("1\t1\t5\n", "line 1: expected 4"),
@@ -46,11 +45,34 @@ CSV_CASES = {
 }
 
 
+def _write(tmp_path, text):
+    path = tmp_path / "u.data"
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize("case", sorted(U_DATA_CASES))
 def test_u_data_reader_names_file_and_line(tmp_path, case):
     text, message = U_DATA_CASES[case]
-    path = tmp_path / "u.data"
-    path.write_text(text)
+    path = _write(tmp_path, text)
+    with pytest.raises(DataError, match=message) as info:
+        read_ratings(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD + "3\t1\t5\n", "line 4: expected 4 '\\\\t'-separated fields .* got 3"),
+    (GOOD + "3\t1\t5\t1\t9\n", "line 4: expected 4 '\\\\t'-separated fields .* got 5"),
+    ("1\t1\t5\t100\n2\tx\t3\t50\n", "line 2: item_id is not an integer: 'x'"),
+    ("1\t1\t5\t100\n2.5\t1\t3\t50\n", "line 2: user_id is not an integer: '2.5'"),
+    ("1 1 5 100\n", "line 1: expected 4 '\\\\t'-separated fields"),
+    ("1\t1\t5\t100\n0\t1\t3\t50\n", "line 2: user_id 0 is below 1"),
+    ("1\t1\t5\t100\n\n3\t1\t3\t50\n", "line 3: user_id 3 exceeds the 2 distinct user_ids"),
+    ("1\t1\t5\t99999999999999999999999\n", "line 1: timestamp 9+ does not fit in a 64-bit integer"),
+    ("", "is empty"),
+])
+def test_u_data_messages_quote_the_field_and_the_rule(tmp_path, text, message):
+    path = _write(tmp_path, text)
     with pytest.raises(DataError, match=message) as info:
         read_ratings(path)
     assert str(path) in str(info.value)
@@ -77,26 +99,23 @@ def test_ml1m_reader_names_file_and_line(tmp_path, line, message):
         load_dataset("ml-1m", tmp_path)
 
 
-def test_ncf_rules_for_out_of_range_ids_and_coinciding_negatives(tmp_path):
-    write_ncf(tmp_path, num_negatives=5)
-    negative = tmp_path / "toy.test.negative"
-    lines = negative.read_text().splitlines()
-    pair, *negatives = lines[0].split("\t")
-    test_item = pair.strip("()").split(",")[1]
-    lines[0] = "\t".join([pair, test_item, "999", *negatives[2:]])  # the test item, outside
-    negative.write_text("\n".join(lines) + "\n")
-    with open(tmp_path / "toy.test.rating", "a") as handle:
-        handle.write("500\t3\t5\t1\n")  # a user the training file does not have
-    with open(negative, "a") as handle:
-        handle.write("(500,3)\t1\t2\t3\t4\t5\n")
-    with pytest.warns(UserWarning) as caught:
-        data = load_dataset("ncf", tmp_path, "toy")
-    messages = " ".join(str(w.message) for w in caught)
-    assert "1 test pairs name a user or item the training file does not have" in messages
-    assert "removed 1 negatives outside the catalogue and 1 equal to their test item" in messages
-    assert len(data.test_users) == 80 and (data.test_negatives[0, :2] == -1).all()
-    assert (data.test_negatives[1:] >= 0).all()
+@SEEN_EVERY_ITEM
+def test_numeric_and_string_readers_agree(tmp_path):
+    frame = synthetic(30, 20, 300, seed=0)
+    frame.to_csv(tmp_path / "ints.csv", index=False)
+    # the same ids as strings that are not numbers take the string path
+    text = frame.assign(user="u" + frame.user.astype(str), item="i" + frame.item.astype(str))
+    text.to_csv(tmp_path / "text.csv", index=False)
+    numeric = load_dataset("csv", tmp_path, "ints.csv")
+    strings = load_dataset("csv", tmp_path, "text.csv")
+    for name in ("train", "test"):
+        for kind, ids in (("users", "user_ids"), ("items", "item_ids")):
+            as_numbers = getattr(numeric, ids)[getattr(numeric, f"{name}_{kind}")]
+            as_text = getattr(strings, ids)[getattr(strings, f"{name}_{kind}")]
+            assert [text[1:] for text in as_text] == as_numbers.tolist()
 
+
+# --- fuzzing: only the documented error escapes ----------------------------------------------
 
 def _fuzz_targets(folder):
     """Each reader over files in ``folder``: u.data, csv, ml-1m and the three NCF files."""
@@ -119,10 +138,11 @@ FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(blob=st.binary(max_size=400))
 def test_random_bytes_only_raise_data_errors(tmp_path, blob):
-    write_ncf(tmp_path, num_negatives=3)
+    write_ncf_files(tmp_path, num_negatives=3)
     (tmp_path / "ml-1m").mkdir(exist_ok=True)
     for name in ("u.data", "data.csv", "ml-1m/ratings.dat", "toy.train.rating",
                  "toy.test.negative"):
@@ -150,10 +170,11 @@ def _mutate(text: bytes, data) -> bytes:
     return text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_mutated_valid_files_only_raise_data_errors(tmp_path, data):
-    write_ncf(tmp_path, num_negatives=3)
+    write_ncf_files(tmp_path, num_negatives=3)
     (tmp_path / "ml-1m").mkdir(exist_ok=True)
     originals = {"u.data": GOOD_U_DATA.encode(), "data.csv": GOOD_CSV.encode(),
                  "ml-1m/ratings.dat": GOOD_ML1M.encode()}
@@ -163,37 +184,3 @@ def test_mutated_valid_files_only_raise_data_errors(tmp_path, data):
         (tmp_path / name).write_bytes(_mutate(text, data))
     for call in _fuzz_targets(tmp_path).values():
         _only_data_errors(call)
-
-
-@pytest.mark.parametrize("overrides, message", [
-    ({"devices": [mx.gpu(3)]}, "device gpu\\(3\\) does not exist"),
-    ({"devices": ["cpu"]}, "devices must be MXNet contexts"),
-    ({"devices": []}, "devices must list at least one context"),
-    ({"num_factors": -1}, "num_factors must be a positive integer"),
-    ({"nums_hiddens": ()}, "nums_hiddens must be a non-empty list"),
-    ({"protocol": "leave-two-out"}, "protocol must be one of"),
-])
-def test_impossible_arguments_fail_before_any_work(tmp_path, overrides, message):
-    with pytest.raises(ValueError, match=message):
-        fit(data_dir=tmp_path / "never-read", verbose=False, **overrides)
-    assert not (tmp_path / "never-read").exists()
-
-
-def test_k_larger_than_the_catalogue(planted_dir):
-    with pytest.raises(ValueError, match="k=100 is larger than the catalogue of 60 items"):
-        fit(data_dir=planted_dir, k=100, verbose=False)
-
-
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(planted_dir, tmp_path):
-    run = tmp_path / "run"
-    fit(data_dir=planted_dir, seed=0, num_epochs=2, batch_size=64, out=run, verbose=False)
-    with pytest.raises(FloatingPointError, match="epoch 3, batch \\d+: the loss is (nan|inf)"):
-        fit(resume=run, num_epochs=4, lr=1e38, verbose=False)
-    saved = load_model(run)
-    assert len(saved.history) == 2
-    assert np.isfinite(saved.net.score_matrix(np.arange(saved.num_users))).all()
-
-
-def test_planted_data_dir_helper_round_trip(tmp_path):
-    folder = write_u_data(tmp_path, planted_interactions())
-    assert read_ratings(folder / "ml-100k" / "u.data")[1:] == (80, 60)
