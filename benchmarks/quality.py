@@ -27,6 +27,9 @@ ROWS = (
     ("MF, dot product (best's sizes)", {"preset": "best", "model": "mf"}),
     ("popularity", {"model": "popularity"}),
     ("NeuMF, tutorial settings (default)", {}),
+    # row-sparse tables (lazy Adam) against the dense rows above
+    ("NeuMF, preset best, sparse tables", {"preset": "best", "sparse": True}),
+    ("NeuMF, tutorial settings, sparse tables", {"sparse": True}),
 )
 METRICS = ("hr@10", "ndcg@10", "hr@50", "auc", "mrr")
 
