@@ -334,7 +334,7 @@ def _recommend(args) -> int:
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists: choose another file, or --overwrite")
     with tqdm(total=len(users), unit="user", desc="recommending", leave=False,
-              disable=len(users) < 2) as bar:
+              disable=True if len(users) < 2 else None) as bar:
         atomic_write(out, lambda name: _write_recommendations(
             name, recommender.recommend_blocks(users, args.k, **options), out.suffix, bar))
     print(f"{len(users)} users' top {args.k} written to {out}")

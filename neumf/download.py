@@ -93,7 +93,7 @@ def _fetch(url: str, target: Path, sha1: str, timeout: float, progress: bool) ->
             size = response.headers.get("Content-Length")
             with tqdm(total=int(size) if size and size.isdigit() else None, unit="B",
                       unit_scale=True, desc=f"downloading {target.name}", leave=False,
-                      disable=not progress) as bar:
+                      disable=None if progress else True) as bar:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     digest.update(chunk)
                     out.write(chunk)

@@ -174,7 +174,8 @@ def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, pro
                sparse) -> EpochStats:
     """One epoch's batches, under a progress bar when asked."""
     with tqdm(total=num_triplets(train_iter), desc=f"epoch {epoch}", unit="triplet",
-              unit_scale=True, leave=False, disable=not progress, mininterval=0.25) as bar:
+              unit_scale=True, leave=False, mininterval=0.25,
+              disable=None if progress else True) as bar:  # None: only on a terminal
         if history:
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
         stats = _train_epoch(net, train_iter, loss, trainer, devices, epoch, bar, sparse)
