@@ -56,9 +56,11 @@ class PrintEpochs:
             return
         evaluated = [stats for stats in history if not math.isnan(stats["hit_rate"])]
         last = evaluated[-1] if evaluated else None
+        stale = last is not None and last["epoch"] != history[-1]["epoch"]
         print(f"train loss {history[-1]['loss']:.3f}" + (
             f", {self.label} hit rate {last['hit_rate']:.3f}, {self.label} AUC "
-            f"{last['auc']:.3f}" if last else " (not evaluated during training)"))
+            f"{last['auc']:.3f}" + (f" (epoch {last['epoch']})" if stale else "")
+            if last else " (not evaluated during training)"))
         examples = sum(stats["examples_per_sec"] * stats["train_seconds"] for stats in history)
         seconds = sum(stats["train_seconds"] for stats in history)
         print(f"{examples / seconds:.1f} examples/sec on {self.devices}")

@@ -148,6 +148,8 @@ def _add_evaluate(commands) -> None:
                                "data set has none (default: the run's)")
     evaluate.add_argument("--report", default=None,
                           help="folder for report.png and report.json (default: none)")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace a report already in --report")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -272,25 +274,17 @@ def _train(args, argv: Sequence[str] | None) -> int:
 
 
 def _evaluate(args) -> int:
+    if args.report is not None:
+        _check_report_folder(Path(args.report), args.overwrite)
     reports = {}
+    # The same run named twice is evaluated once: a report compares runs.
+    runs = {}
     for run in args.run:
+        runs.setdefault(Path(run).resolve(), run)
+    for run in runs.values():
         model = load_model(run)
-        config, data = model.config, model.data
-        protocol = args.protocol or config.protocol
-        negatives = None
-        if protocol == "sampled":
-            negatives = data.test_negatives
-            if negatives is None or args.eval_negatives is not None:
-                count = (config.eval_negatives if args.eval_negatives is None
-                         else args.eval_negatives)
-                negatives = sampled_negatives(data, count, config.seed)
-        ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
-        metrics = evaluate_model(model.net, data.test_users, data.test_items, data.train_users,
-                                 data.train_items, model.num_items, [mx.cpu()],
-                                 negatives=negatives, ks=ks,
-                                 beyond_accuracy=args.report is not None)
-        label = f"{config.model} ({Path(run).name})"
-        reports[label] = metrics
+        protocol, metrics = _evaluate_run(model, args)
+        reports[f"{model.config.model} ({run})"] = metrics
         if args.json:
             print(json.dumps(json_safe({"run": str(run), "protocol": protocol,
                                         "metrics": metrics})))
@@ -301,9 +295,35 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _write_report(folder: Path, reports) -> None:
+def _evaluate_run(model, args):
+    config, data = model.config, model.data
+    protocol = args.protocol or config.protocol
+    if args.eval_negatives is not None and protocol != "sampled":
+        raise ValueError("--eval-negatives applies to the sampled protocol: add --protocol "
+                         "sampled")
+    negatives = None
+    if protocol == "sampled":
+        negatives = data.test_negatives
+        if negatives is None or args.eval_negatives is not None:
+            count = config.eval_negatives if args.eval_negatives is None else args.eval_negatives
+            negatives = sampled_negatives(data, count, config.seed)
+    ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
+    return protocol, evaluate_model(model.net, data.test_users, data.test_items,
+                                    data.train_users, data.train_items, model.num_items,
+                                    [mx.cpu()], negatives=negatives, ks=ks,
+                                    beyond_accuracy=args.report is not None)
+
+
+def _check_report_folder(folder: Path, overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--report {folder} is a file, not a folder")
+    existing = [name for name in ("report.png", "report.json") if (folder / name).exists()]
+    if existing and not overwrite:
+        raise ValueError(f"--report {folder} already holds {', '.join(existing)}: choose "
+                         "another folder, or --overwrite")
+
+
+def _write_report(folder: Path, reports) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     k = min(int(key.split("@")[1]) for metrics in reports.values() for key in metrics
             if key.startswith("coverage@"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import re
 import socket
@@ -28,7 +27,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from ._gluon import parameters
+from ._gluon import get_weights, parameters, set_weights
 from ._util import atomic_write, file_digest, json_safe
 from ._version import __version__
 from .config import FitConfig
@@ -58,8 +57,11 @@ EXPORT_GRAPH, EXPORT_IDS, EXPORT_SEEN = "model", "ids.json", "seen.npz"
 _REQUIRED = ("format", "library", "version", "config", "source", "num_users", "num_items",
              "files", "sha256", "history", "id_maps")
 # Temporaries of atomic_write for the run's own file names.
-_TEMPORARY = re.compile(r"^\.(run\.json|data\.npz|metrics\.json|curves\.png|"
-                        r"model-(\d{4,}|best)\.params|optimizer-\d{4,}\.states)\.[^.]+\.tmp$")
+# The names a run's files can have: nothing else is ever removed from a run folder.
+_OWN_NAMES = (r"(run\.json|data\.npz|metrics\.json|curves\.png|model-(\d{4,}|best)\.params|"
+              r"optimizer-\d{4,}\.states)")
+_OWN = re.compile(rf"^{_OWN_NAMES}$")
+_TEMPORARY = re.compile(rf"^\.{_OWN_NAMES}\.[^.]+\.tmp$")
 PathLike = Union[str, os.PathLike]
 
 
@@ -80,6 +82,10 @@ class TrainingState:
     best_weights: Dict[str, np.ndarray] | None = None
     validation_negatives: np.ndarray | None = None
     sparse: Any = None  # neumf.sparse.SparseBatches: the tables' lazy optimizer state
+    last_weights: Dict[str, np.ndarray] | None = None  # the last epoch's, when net holds the best
+    # a loaded run's optimizer arrays and layout, and sampler state, kept as saved
+    saved_optimizer: Tuple[Dict, Dict] | None = None
+    saved_sampler: Dict | None = None
 
 
 @dataclass
@@ -248,7 +254,11 @@ def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
     state = result.state
     files = {"model": f"model-{epoch:04d}.params", "data": DATA}
     with _np_semantics():
-        atomic_write(run_dir / files["model"], result.net.save_parameters)
+        if state is not None and state.last_weights is not None:  # net holds the best
+            last = {name: mx.nd.array(value) for name, value in state.last_weights.items()}
+            atomic_write(run_dir / files["model"], lambda name: mx.nd.save(name, last))
+        else:
+            atomic_write(run_dir / files["model"], result.net.save_parameters)
         if state is not None and state.best_weights is not None:
             files["best"] = BEST
             best = {name: mx.nd.array(value) for name, value in state.best_weights.items()}
@@ -268,7 +278,11 @@ def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
 
 def _optimizer_arrays(state: TrainingState | None, net) -> Tuple[Dict, Dict | None]:
     """The Trainer's state and the row-sparse tables' state, as one set of arrays
-    and one layout (None when there is no optimizer state to keep)."""
+    and one layout (None when there is no optimizer state to keep); a loaded
+    run's, as it was saved."""
+    if state is not None and state.trainer is None and state.sparse is None \
+            and state.saved_optimizer is not None:
+        return state.saved_optimizer
     if state is None or (state.trainer is None and state.sparse is None):
         return {}, None
     arrays, meta = ({}, {"layout": {}, "num_update": 0, "update_count": {}}) \
@@ -279,6 +293,14 @@ def _optimizer_arrays(state: TrainingState | None, net) -> Tuple[Dict, Dict | No
     return arrays, meta
 
 
+def _sampler_state(state: TrainingState | None):
+    if state is None:
+        return None
+    if state.sampler is not None:
+        return state.sampler.rng.bit_generator.state
+    return state.saved_sampler
+
+
 def _write_json(path: Path, value) -> None:
     def write(name: str) -> None:
         with open(name, "w", encoding="utf-8") as handle:
@@ -287,12 +309,15 @@ def _write_json(path: Path, value) -> None:
 
 
 def _previous_files(run_dir: Path) -> set:
-    """The files the folder's current manifest lists (empty without one)."""
+    """The files the folder's current manifest lists (empty without one), only
+    those with a run file's own name: a damaged or hostile manifest can name
+    nothing else (no path, no other file) for removal."""
     try:
         manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-        return set(manifest.get("files", {}).values()) | set(manifest.get("outputs", ()))
-    except (OSError, ValueError, AttributeError):
+        names = set(manifest.get("files", {}).values()) | set(manifest.get("outputs", ()))
+    except (OSError, ValueError, AttributeError, TypeError):
         return set()
+    return {name for name in names if isinstance(name, str) and _OWN.match(name)}
 
 
 def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Path:
@@ -314,7 +339,7 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
     epoch = len(result.history)
     files, optimizer_meta = _write_checkpoint_files(result, run_dir, epoch)
     state, data = result.state, result.data
-    outputs = [METRICS] + ([CURVES] if final or CURVES in previous else [])
+    outputs = [METRICS] + ([CURVES] if final else [])  # stale curves go until redrawn
     _write_json(run_dir / MANIFEST, {
         "format": FORMAT, "library": "neumf", "version": __version__,
         "config": dataclasses.asdict(result.config), "source": result.source,
@@ -322,8 +347,7 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
         "num_items": result.num_items, "epochs_done": epoch, "files": files,
         "sha256": {name: file_digest(run_dir / name) for name in files.values()},
         "optimizer": optimizer_meta, "history": result.history,
-        "sampler_rng": (None if state is None or state.sampler is None
-                        else state.sampler.rng.bit_generator.state),
+        "sampler_rng": _sampler_state(state),
         "best_epoch": result.best_epoch, "towers": result.towers, "metrics": result.metrics,
         "id_maps": {"users": data.user_ids.tolist(), "items": data.item_ids.tolist()},
         "outputs": outputs})
@@ -334,8 +358,7 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
             path.unlink(missing_ok=True)
     timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
                "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
-    _write_json(run_dir / METRICS, {**result.metrics, "hit_rate": result.hit_rate,
-                                    "auc_tutorial": result.auc, "history": result.history,
+    _write_json(run_dir / METRICS, {**result.metrics, "history": result.history,
                                     "timings": timings})
     if final:
         _draw_curves(result.history, run_dir / CURVES)
@@ -395,6 +418,11 @@ def read_run(run_dir: PathLike) -> SavedRun:
     if str(manifest["version"]).split(".")[0] != __version__.split(".")[0]:
         raise RunError(f"{run_dir}: saved by neumf {manifest['version']}, which this "
                        f"neumf {__version__} cannot read")
+    named = list(manifest["sha256"]) + list(manifest["files"].values())
+    strange = [name for name in named if not isinstance(name, str) or not _OWN.match(name)]
+    if strange:
+        raise RunError(f"{path}: names files a run does not have ({strange[0]!r}): the "
+                       "manifest is damaged or not neumf's")
     for name, expected in manifest["sha256"].items():
         if not (run_dir / name).is_file():
             raise RunError(f"{run_dir}: missing {name}, which {MANIFEST} lists")
@@ -457,8 +485,12 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
             restore_optimizer(state.trainer, net, arrays, meta)
         if state.sparse is not None and "sparse" in meta:
             state.sparse.lazy.restore(arrays, meta["sparse"])
-    if saved.manifest.get("sampler_rng") is not None and state.sampler is not None:
-        state.sampler.rng.bit_generator.state = saved.manifest["sampler_rng"]
+        if state.trainer is None and state.sparse is None:  # kept as saved (load_model)
+            state.saved_optimizer = (arrays, meta)
+    sampler_state = saved.manifest.get("sampler_rng")
+    if sampler_state is not None and state.sampler is not None:
+        state.sampler.rng.bit_generator.state = sampler_state
+    state.saved_sampler = sampler_state
     if saved.file("best") is not None:
         with _np_semantics():
             state.best_weights = {name: value.asnumpy() for name, value in
@@ -473,7 +505,7 @@ def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
                 for key, value in saved.manifest["metrics"].items()}
     try:
         stored = json.loads((saved.path / METRICS).read_text(encoding="utf-8"))
-        return {key: value for key, value in stored.items()
+        return {key: value for key, value in stored.items()  # format 1 had two more keys
                 if key not in ("history", "timings", "hit_rate", "auc_tutorial")}
     except (OSError, ValueError, AttributeError) as exc:
         warnings.warn(f"{saved.path / METRICS}: unreadable ({exc}); the run loads without "
@@ -483,23 +515,30 @@ def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
 
 def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None) -> FitResult:
     """Load a saved run as a :class:`FitResult` (network, configuration,
-    history, metrics, data and id maps), ready to evaluate, recommend or export."""
+    history, metrics, data and id maps), ready to evaluate, recommend or export.
+    The network holds the best epoch's weights when early stopping restored
+    them; the run's optimizer and sampler state ride along, so saving the
+    result again keeps the run resumable."""
     saved = read_run(run_dir)
     manifest, config = saved.manifest, saved.config
     devices = list(devices) if devices is not None else try_all_gpus()
     net = build_model(config, manifest["num_users"], manifest["num_items"])
+    state = TrainingState()
     load_params(saved, net, devices)
+    restore_training(saved, net, state, devices)
+    if state.best_weights is not None and config.restore_best and \
+            manifest.get("best_epoch") is not None:
+        state.last_weights = get_weights(net)
+        set_weights(net, state.best_weights)
     net.hybridize(static_alloc=True)
-    data, _ = saved_data(saved)
-    history = saved_history(saved)
-    evaluated = [h for h in history if not math.isnan(h["hit_rate"])]
-    return FitResult(net=net, config=config, history=history, num_users=manifest["num_users"],
-                     num_items=manifest["num_items"],
-                     hit_rate=evaluated[-1]["hit_rate"] if evaluated else float("nan"),
-                     auc=evaluated[-1]["auc"] if evaluated else float("nan"),
-                     metrics=_saved_metrics(saved), data=data, source=saved.source,
-                     best_epoch=manifest.get("best_epoch"),
-                     towers=manifest.get("towers") or {}, run_dir=saved.path)
+    data, state.validation_negatives = saved_data(saved)
+    metrics = _saved_metrics(saved)
+    return FitResult(net=net, config=config, history=saved_history(saved),
+                     num_users=manifest["num_users"], num_items=manifest["num_items"],
+                     hit_rate=metrics.get(f"hr@{config.k}", float("nan")),
+                     auc=metrics.get("auc", float("nan")), metrics=metrics, data=data,
+                     source=saved.source, best_epoch=manifest.get("best_epoch"),
+                     towers=manifest.get("towers") or {}, run_dir=saved.path, state=state)
 
 
 def export_net(net: gluon.Block, prefix: PathLike) -> Tuple[Path, Path]:

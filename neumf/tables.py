@@ -291,10 +291,17 @@ def _csv_options(layout: Layout, header: bool) -> Dict:
     return options
 
 
-def _read_numeric(path: Path, layout: Layout) -> pd.DataFrame | None:
+# An integer written another way than Python writes it ("007", "+7"): as text ids,
+# "007" and "7" are two ids, which parsing them as numbers would merge.
+_UNCANONICAL = re.compile(r"(?:^|[\s,;|:])[+-]?0\d|(?:^|[\s,;|:])\+\d", re.M)
+
+
+def _read_numeric(path: Path, layout: Layout, text: str) -> pd.DataFrame | None:
     """The fast path for files of numbers (large data): int64 ids and timestamps,
     float64 ratings, range-checked vectorized. None when it does not apply."""
     used = _used(layout)
+    if any(layout.kind(role) == "id" for _, role in used) and _UNCANONICAL.search(text):
+        return None
     dtypes = {position: np.float64 if layout.kind(role) == "number" else np.int64
               for position, role in used}
     try:
@@ -468,7 +475,7 @@ def read_table(path: Union[str, Path], layout: Layout = Layout()) -> pd.DataFram
     text = _read_text(path)
     named = layout.columns is not None
     layout = _settle_layout(path, text, layout)
-    frame = None if layout.header is None else _read_numeric(path, layout)
+    frame = None if layout.header is None else _read_numeric(path, layout, text)
     if frame is None:
         frame = _read_strings(path, text, replace(layout, header=bool(layout.header)))
         if layout.header is None:

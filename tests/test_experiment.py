@@ -72,9 +72,18 @@ def test_tutorial_exact_uses_the_sigmoid(planted_dir):
             tutorial_exact=True, verbose=False)
 
 
-def test_zero_epochs_gives_nan_metrics(planted_dir):
+def test_zero_epochs_rank_the_untrained_model(planted_dir):
+    # hit_rate and auc are the final weights' test metrics (here: the initial weights')
     result = fit(data_dir=planted_dir, num_epochs=0, verbose=False)
-    assert result.history == [] and math.isnan(result.hit_rate)
+    assert result.history == [] and result.hit_rate == result.metrics["hr@50"]
+    assert 0.3 < result.metrics["auc"] < 0.7  # an untrained network ranks at about chance
+
+
+def test_hit_rate_is_the_final_one_when_the_last_epoch_is_not_evaluated(planted_dir):
+    result = fit(data_dir=planted_dir, seed=0, num_epochs=4, eval_step=3, batch_size=64,
+                 k=5, verbose=False)
+    assert [h["epoch"] for h in result.history if not math.isnan(h["hit_rate"])] == [3]
+    assert result.hit_rate == result.metrics["hr@5"] and result.auc == result.metrics["auc"]
 
 
 @pytest.mark.slow
