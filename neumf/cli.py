@@ -411,6 +411,9 @@ def _launch(args) -> int:
     if code == 124 and args.timeout is not None:
         print(f"neumf: error: the workers did not finish within {args.timeout} s",
               file=sys.stderr)
+    elif code:
+        print(f"neumf: error: a worker exited with code {code} (its messages are above); "
+              "the other processes were stopped", file=sys.stderr)
     return code
 
 
@@ -430,6 +433,8 @@ def _interrupted(args) -> str:
 def _one_line(exc: BaseException) -> str:
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if isinstance(exc, mx.base.MXNetError) and lines:  # a C++ trace, its message last
+        return "MXNet: " + lines[-1].replace("MXNetError: ", "", 1)
     return lines[0] if lines else type(exc).__name__
 
 

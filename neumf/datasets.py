@@ -26,7 +26,7 @@ from .interactions import (
     seq_aware_rows,
 )
 from .sampling import sampled_negatives
-from .tables import ROLES, DataError, Layout, line_of, read_table
+from .tables import ROLES, DataError, Layout, line_of, normal_columns, read_table
 
 __all__ = ["DATASETS", "U_DATA", "load_dataset", "ncf_validation_split", "open_dataset",
            "read_u_data", "sources_of", "write_ncf"]
@@ -104,10 +104,7 @@ def _csv(data_dir, name: str | None, columns: Columns, header: bool | None
     if not name:
         raise ValueError("dataset 'csv' needs name=, the file's name in the data directory")
     path = _find(data_dir, name, "csv")
-    if isinstance(columns, str):
-        columns = [part.strip() for part in columns.split(",")]
-    frame = read_table(path, Layout(header=header, columns=None if columns is None
-                                    else tuple(str(role).strip().lower() for role in columns)))
+    frame = read_table(path, Layout(header=header, columns=normal_columns(columns)))
     if "timestamp" not in frame.columns and frame.shape[1] == 3 and _looks_like_seconds(
             frame["rating"].to_numpy()):
         warnings.warn(f"{path}: the third column is read as a rating, but its values look "

@@ -14,12 +14,15 @@ from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
-from ._util import check_positive_int
+from ._util import check_int, check_memory, check_number, check_positive_int
 
 __all__ = ["launch", "shard_rows"]
 
 # Importing mxnet with DMLC_ROLE=server or scheduler runs that role, then exits.
 _PS_COMMAND = (sys.executable, "-c", "import mxnet")
+# Memory of one idle MXNet process (measured: 178 MB resident at most), for
+# refusing more processes than the host can hold before starting any.
+_PROCESS_BYTES = 200e6
 
 
 def shard_rows(num_rows: int, rank: int, num_workers: int, multiple: int = 1) -> np.ndarray:
@@ -77,6 +80,13 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, *,
     """
     check_positive_int("num_workers", num_workers)
     check_positive_int("num_servers", num_servers)
+    check_memory(_PROCESS_BYTES * (num_workers + num_servers + 1),
+                 f"{num_workers + num_servers + 1} MXNet processes (workers, servers and "
+                 "the scheduler) on this host")
+    if timeout is not None:
+        check_number("timeout", timeout, positive=True)
+    if port is not None and not 1 <= check_int("port", port) <= 65535:
+        raise ValueError(f"port must be in 1..65535; got {port}")
     command = list(command)
     if not command:
         raise ValueError("command is empty: give the worker command after --")

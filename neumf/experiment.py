@@ -78,6 +78,7 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
     if resume is not None:
         saved = read_run(resume)
         config = resumed_config(saved, preset, overrides)
+        check_source(saved, request)
         out = resume if out is None else out
     else:
         config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
@@ -97,11 +98,10 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
 
 
 def _load(plan: _Plan, verbose: bool):
-    """The data and its source description: the run's own on resume (after
-    checking the source), else read from the data set."""
+    """The data and its source description: the run's own on resume (its
+    source checked by :func:`_plan`), else read from the data set."""
     request, config = plan.request, plan.config
     if plan.saved is not None:
-        check_source(plan.saved, request)
         data, validation_negatives = saved_data(plan.saved)
         return data, dict(plan.saved.source), validation_negatives
     dataset = request["dataset"]
@@ -191,6 +191,11 @@ def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bo
     if config.seed is not None:
         mx.random.seed(config.seed)
     if config.training.distributed:
+        if "DMLC_ROLE" not in os.environ:
+            raise ValueError(f"kvstore {config.kvstore!r} trains across the processes that "
+                             "'neumf launch' starts (or DMLC_* variables set by hand): run "
+                             f"'neumf launch --num-workers N -- neumf train ... --kvstore "
+                             f"{config.kvstore}'")
         kvstore = mx.kv.create(config.kvstore)  # waits for every worker and server
         if out is not None and kvstore.num_workers > 1:
             out = check_out(out / f"worker-{kvstore.rank}", overwrite=overwrite)
@@ -200,6 +205,7 @@ def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bo
     try:
         data, source, validation_negatives = _load(plan, verbose)
         config = _fit_to_catalogue(config, data.num_items, plan.given)
+        _warn_trivial_cutoff(data, config)
         result = train(data, config, devices, source=source, saved=plan.saved, out=out,
                        kvstore=kvstore, verbose=verbose, live_plot=live_plot,
                        validation_negatives=validation_negatives)
@@ -236,6 +242,34 @@ def _check_sizes(data: RecData, config: FitConfig) -> None:
     triplets = len(data.train_users) * config.num_negatives
     check_memory(48 * triplets, f"an epoch of {triplets} triplets "
                  f"(num_negatives={config.num_negatives})")
+    # a batch's activations: each triplet scores two pairs through every layer's
+    # width; float32 values, their gradients and MXNet's workspace
+    spec = config.model_spec
+    width = 3 * spec.num_factors + 2 * (spec.mlp_factors or spec.num_factors) \
+        + sum(spec.nums_hiddens)
+    rows = min(config.batch_size, triplets)
+    check_memory(4 * 3 * 2 * rows * width, f"a batch of {rows} triplets "
+                 f"(batch_size={config.batch_size}) through layers {width} values wide")
+
+
+def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
+    """Warn when test pairs are ranked among no more candidates than the
+    largest cut-off: their hits count whatever the model does."""
+    k = max(config.evaluation.cutoffs())
+    pairs = np.unique(data.train_users * np.int64(data.num_items) + data.train_items)
+    seen = np.bincount(pairs // data.num_items, minlength=data.num_users)
+    candidates = data.num_items - seen[data.test_users]
+    if config.protocol == "sampled":
+        given = data.test_negatives
+        per_pair = (config.eval_negatives if given is None else given.shape[1]) + 1
+        candidates = np.minimum(candidates, per_pair)
+    trivial = int(np.count_nonzero(candidates <= k))
+    if trivial:
+        warnings.warn(f"{trivial} of {len(candidates)} test pairs are ranked among {k} or "
+                      f"fewer candidates ({config.protocol} protocol), so hr@{k} counts them "
+                      "as hits whatever the model does: lower the cut-offs (k, ks)"
+                      + (", or raise eval_negatives" if config.protocol == "sampled" else ""),
+                      UserWarning, stacklevel=4)
 
 
 def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:

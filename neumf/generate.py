@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._util import check_int, check_positive_int
+from ._util import check_int, check_memory, check_positive_int
 
 __all__ = ["synthetic"]
 
@@ -62,6 +62,10 @@ def synthetic(
         raise ValueError(f"min_per_user={min_per_user} exceeds the {num_items} items")
     if not 0.0 <= affinity <= 1.0:
         raise ValueError(f"affinity must be in [0, 1]; got {affinity!r}")
+    # int64 draws, their sort and the frame: about 80 bytes per interaction
+    check_memory(80.0 * min(num_interactions, num_users * num_items)
+                 + 32.0 * (num_users + num_items + num_groups),
+                 f"synthetic data of {num_interactions} interactions")
     rng = np.random.default_rng(seed)
     counts = _activity(rng, num_users, num_items, num_interactions, min_per_user, user_sigma)
     tastes = _Tastes(rng, num_users, num_items, num_groups, item_exponent, affinity)

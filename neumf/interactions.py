@@ -19,7 +19,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
-from .tables import ROLES, DataError, resolve_columns, to_seconds
+from .tables import ROLES, DataError, resolve_columns, to_seconds, warn_low_ratings
 
 __all__ = ["RecData", "SeenIndex", "count_once", "frame_digest", "from_frame", "from_raw",
            "index_ids",
@@ -301,8 +301,9 @@ def from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
     test = leave_last_out(users, stamps)
     test_only = np.setdiff1d(items[test], items[~test])
     if test_only.size:  # kept: they are ranked like any item, from untrained embeddings
-        warnings.warn(f"{test_only.size} items appear only in the test set; they stay in "
-                      "the catalogue with untrained embeddings", UserWarning, stacklevel=3)
+        warnings.warn(f"{test_only.size} item{'s appear' if test_only.size > 1 else ' appears'} "
+                      "only in the test set; they stay in the catalogue with untrained "
+                      "embeddings", UserWarning, stacklevel=3)
     return RecData(name, users[~test], items[~test], users[test], items[test],
                    len(user_ids), len(item_ids), user_ids, item_ids,
                    train_times=stamps[~test])
@@ -351,6 +352,8 @@ def from_frame(frame: pd.DataFrame, name: str = "dataframe", columns: Columns = 
         missing = np.flatnonzero(values[role].isna().to_numpy()) if role in values else []
         if len(missing):
             raise DataError(f"{name}: row {missing[0]} has no {role}")
+    if "rating" in values:
+        warn_low_ratings(values["rating"], name, lambda row: f"row {row}")
     stamps = (to_seconds(values["timestamp"], name) if "timestamp" in values
               else np.arange(len(frame)))
     return from_raw(name, values["user"].to_numpy(), values["item"].to_numpy(), stamps)

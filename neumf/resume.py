@@ -10,10 +10,11 @@ from typing import Any, Dict, Mapping
 import pandas as pd
 
 from ._util import file_digest
-from .config import EXPERIMENT_SETTINGS, FitConfig
+from .config import EXPERIMENT_SETTINGS, PRESETS, FitConfig
 from .datasets import sources_of
 from .interactions import frame_digest
 from .runs import RunError, SavedRun
+from .tables import normal_columns
 
 __all__ = ["check_source", "resumed_config"]
 
@@ -25,18 +26,26 @@ def _flag(name: str) -> str:
 def resumed_config(saved: SavedRun, preset: str | None,
                    overrides: Mapping[str, Any]) -> FitConfig:
     """The saved configuration with the settings a resumed run may change:
-    a RunError names any other setting, the saved value and what to do."""
+    a RunError names any other setting, the saved value and what to do. A
+    setting given with the value that the run already has in effect (the
+    tutorial preset on a run without one, ``sparse`` as the sizes decided it)
+    is accepted."""
     where = saved.path
     if preset is not None and preset != saved.source.get("preset"):
-        raise RunError(f"{where} was made with preset {saved.source.get('preset')!r}; a "
-                       "resumed run keeps its settings: leave out preset (--preset)")
+        changed = _changed(saved, dataclasses.replace(saved.config, **PRESETS[preset]),
+                           PRESETS[preset])
+        if changed:
+            raise RunError(f"{where} was made with preset {saved.source.get('preset')!r}, and "
+                           f"preset {preset!r} would change {', '.join(changed)}; a resumed "
+                           "run keeps its settings: leave out preset (--preset)")
     config = dataclasses.replace(saved.config, **overrides)
-    for name in overrides:
-        if name in EXPERIMENT_SETTINGS and getattr(config, name) != getattr(saved.config, name):
-            raise RunError(
-                f"{name} ({_flag(name)}) is {getattr(config, name)!r} but {where} was made "
-                f"with {name}={getattr(saved.config, name)!r}; it defines the experiment, so a "
-                "resumed run cannot change it: start a new run (another --out) instead")
+    changed = _changed(saved, config, overrides)
+    if changed:
+        name = changed[0]
+        raise RunError(
+            f"{name} ({_flag(name)}) is {getattr(config, name)!r} but {where} was made "
+            f"with {name}={getattr(saved.config, name)!r}; it defines the experiment, so a "
+            "resumed run cannot change it: start a new run (another --out) instead")
     if config.optimizer != saved.config.optimizer:
         raise RunError(f"optimizer ({_flag('optimizer')}) is {config.optimizer!r} but {where} "
                        f"was trained with {saved.config.optimizer!r}, whose saved state another "
@@ -50,24 +59,74 @@ def resumed_config(saved: SavedRun, preset: str | None,
     return config
 
 
+def _changed(saved: SavedRun, config: FitConfig, names) -> list:
+    """The experiment settings among ``names`` whose effect differs between the
+    saved configuration and ``config``."""
+    sizes = (saved.manifest["num_users"], saved.manifest["num_items"])
+    return [name for name in names if name in EXPERIMENT_SETTINGS
+            and _in_effect(config, name, sizes) != _in_effect(saved.config, name, sizes)]
+
+
+def _in_effect(config: FitConfig, name: str, sizes) -> Any:
+    """What a setting does: settings that a configuration ignores count as None."""
+    if name == "sparse":
+        return config.model != "popularity" and config.training.is_sparse(*sizes)
+    if name == "eval_negatives" and config.protocol != "sampled":
+        return None
+    if name == "mlp_factors":
+        return config.mlp_factors or config.num_factors
+    if name.startswith("pretrain_") or name == "alpha":
+        return getattr(config, name) if config.pretrain else None
+    return getattr(config, name)
+
+
 def check_source(saved: SavedRun, request: Dict[str, Any]) -> None:
     """Refuse, naming both, a data source that differs from the one the run saved
-    (a changed file, or another file named on resume)."""
-    recorded = saved.source.get("files") or {}
+    (another data set, file, column order or header, a changed file, or a
+    named folder without the files)."""
     dataset = request["dataset"]
     if isinstance(dataset, pd.DataFrame):
-        digest = frame_digest(dataset)
-        if saved.source.get("frame_sha256") not in (None, digest):
-            raise RunError(f"the DataFrame given (sha256 {digest[:12]}) is not the one "
-                           f"{saved.path} was trained on (sha256 "
-                           f"{saved.source['frame_sha256'][:12]}): a resumed run continues the "
-                           "same data; start a new run to train on other data")
+        _check_frame(saved, dataset)
         return
+    for key in ("dataset", "name", "columns", "header"):
+        _check_same(saved, key, request[key])
     named = any(request[key] is not None for key in ("dataset", "data_dir", "name"))
-    dataset = saved.source.get("dataset") if dataset is None else dataset
-    current = ({str(path): path for path in sources_of(
-        dataset, request["data_dir"], request["name"] or saved.source.get("name"))}
-               if named else {path: Path(path) for path in recorded})
+    if not named:
+        current = {path: Path(path) for path in saved.source.get("files") or {}}
+    else:
+        dataset = saved.source.get("dataset") if dataset is None else dataset
+        current = {str(path): path for path in sources_of(
+            dataset, request["data_dir"], request["name"] or saved.source.get("name"))}
+        if request["data_dir"] is not None and not current:
+            raise RunError(f"data_dir {request['data_dir']} holds none of the files "
+                           f"{saved.path} was trained on ({', '.join(saved.source['files'])}): "
+                           "leave out data_dir to continue on the run's own copy of the data")
+    _check_digests(saved, current)
+
+
+def _check_frame(saved: SavedRun, frame: pd.DataFrame) -> None:
+    digest = frame_digest(frame)
+    if saved.source.get("frame_sha256") not in (None, digest):
+        raise RunError(f"the DataFrame given (sha256 {digest[:12]}) is not the one "
+                       f"{saved.path} was trained on (sha256 "
+                       f"{saved.source['frame_sha256'][:12]}): a resumed run continues the "
+                       "same data; start a new run to train on other data")
+
+
+def _check_same(saved: SavedRun, key: str, value) -> None:
+    if value is None:
+        return
+    recorded = saved.source.get(key)
+    if key == "columns":
+        value, recorded = normal_columns(value), normal_columns(recorded)
+    if recorded is not None and value != recorded:
+        raise RunError(f"{key} ({_flag(key)}) is {value!r} but {saved.path} was trained with "
+                       f"{key}={recorded!r}; a resumed run continues the same data: leave "
+                       f"out {key}, or start a new run")
+
+
+def _check_digests(saved: SavedRun, current: Mapping[str, Path]) -> None:
+    recorded = saved.source.get("files") or {}
     for (old_path, old), (new_path, path) in zip(sorted(recorded.items()),
                                                  sorted(current.items())):
         if path.is_file() and file_digest(path) != old:

@@ -12,6 +12,7 @@ bounded; bad input is a 400, an unknown id a 404, each with a JSON message.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import urllib.parse
@@ -24,7 +25,7 @@ import mxnet as mx
 import numpy as np
 
 from ._gluon import get_weights
-from ._util import check_positive_int, file_digest
+from ._util import check_int, check_positive_int, file_digest
 from ._version import __version__
 from .interactions import SeenIndex
 from .recommend import IdMap, Recommendations, as_raw_ids, recommend_blocks
@@ -38,10 +39,11 @@ from .runs import (
 )
 from .scoring import ScorerSpec, score_all
 
-__all__ = ["MAX_BODY_BYTES", "MAX_USERS", "Recommender", "load", "make_server"]
+__all__ = ["MAX_BODY_BYTES", "MAX_RESULTS", "MAX_USERS", "Recommender", "load", "make_server"]
 
 MAX_BODY_BYTES = 1 << 20  # a POST body
 MAX_USERS = 10_000  # users in one request
+MAX_RESULTS = 100_000  # users x k in one answer (about 3 MB of JSON)
 PathLike = Union[str, os.PathLike]
 
 
@@ -188,13 +190,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.server.quiet:
             super().log_message(format, *args)
 
-    def _send(self, status: HTTPStatus, body: Dict) -> None:
+    def _send(self, status: HTTPStatus, body: Dict, **headers: str) -> None:
         data = json.dumps(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        for name, value in {**headers, "Content-Type": "application/json",
+                            "Content-Length": str(len(data))}.items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _answer(self, compute) -> None:
         try:
@@ -223,9 +227,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._answer(self._post_recommend)
 
+    def _not_allowed(self):
+        self.close_connection = True  # a body, if any, is not read
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED,
+                   {"error": f"{self.command} is not served: use GET /health, GET /recommend "
+                             "or POST /recommend"}, Allow="GET, POST")
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+
     def _post_recommend(self) -> Dict:
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
         if int(length) > MAX_BODY_BYTES:
             self.close_connection = True  # the body is not read
@@ -260,7 +272,12 @@ class _Handler(BaseHTTPRequestHandler):
                    for user in users):
             raise _BadRequest(HTTPStatus.BAD_REQUEST, "users must be raw ids (strings or "
                               "integers)")
-        result = recommender.recommend(users, _k(k, recommender.num_items), exclude_seen)
+        k = _k(k, recommender.num_items)
+        if len(users) * k > MAX_RESULTS:
+            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                              f"{len(users)} users x k={k} is {len(users) * k} results; at "
+                              f"most {MAX_RESULTS} in one answer: split the request")
+        result = recommender.recommend(users, k, exclude_seen)
         answer = result.to_dict()
         if single and len(users) == 1:
             return {"user": result.users[0], "items": answer[result.users[0]]}
@@ -271,7 +288,14 @@ def make_server(recommender: Recommender, host: str = "127.0.0.1", port: int = 8
                 quiet: bool = True) -> ThreadingHTTPServer:
     """An HTTP server answering for ``recommender`` (not yet serving: call its
     ``serve_forever()``; ``port=0`` picks a free port, see ``server_address``)."""
-    server = ThreadingHTTPServer((host, port), _Handler)
+    if not 0 <= check_int("port", port) <= 65535:
+        raise ValueError(f"port must be in 0..65535 (0: any free port); got {port}")
+    try:
+        server = ThreadingHTTPServer((host, port), _Handler)
+    except OSError as exc:
+        raise OSError(f"cannot serve on {host}:{port}: {exc.strerror or exc}"
+                      + (" (another process listens there: choose another --port)"
+                         if exc.errno == errno.EADDRINUSE else "")) from None
     server.daemon_threads = True
     server.recommender, server.quiet = recommender, quiet
     return server

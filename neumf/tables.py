@@ -19,13 +19,13 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ROLES", "DataError", "Layout", "line_of", "read_table", "resolve_columns",
-           "role_of", "to_seconds"]
+__all__ = ["ROLES", "DataError", "Layout", "line_of", "normal_columns", "read_table",
+           "resolve_columns", "role_of", "to_seconds", "warn_low_ratings"]
 
 ROLES = ("user", "item", "rating", "timestamp")
 TIMESTAMP_RANGE = (0, 4_102_444_800)  # Unix seconds, 1970 to 2100
@@ -60,6 +60,17 @@ def role_of(name) -> str | None:
     return _ROLE_OF_NAME.get(re.sub(r"[^a-z0-9]", "", str(name).lower()))
 
 
+def normal_columns(columns):
+    """``columns`` as given (``'user,item,-'``, a sequence of roles or a mapping
+    from role to column name) in one spelling: None, a tuple of lower-case
+    roles, or a dict."""
+    if columns is None or isinstance(columns, Mapping):
+        return None if columns is None else dict(columns)
+    if isinstance(columns, str):
+        columns = columns.split(",")
+    return tuple(str(role).strip().lower() for role in columns)
+
+
 def resolve_columns(names: Sequence, columns=None, where: str = "") -> Dict[str, int]:
     """Role -> column position, from ``columns`` if given, else from ``names``.
 
@@ -82,9 +93,7 @@ def resolve_columns(names: Sequence, columns=None, where: str = "") -> Dict[str,
                  for column in names]
         source = "columns="
     else:
-        if isinstance(columns, str):
-            columns = [part.strip() for part in columns.split(",")]
-        columns = [str(role).strip().lower() for role in columns]
+        columns = list(normal_columns(columns))
         bad = [role for role in columns if role not in ROLES and role not in _SKIP]
         if bad or len(columns) > len(names):
             raise DataError(f"{prefix}columns must list up to {len(names)} of {ROLES} (or '-' "
@@ -482,11 +491,17 @@ def read_table(path: Union[str, Path], layout: Layout = Layout()) -> pd.DataFram
             frame, layout = _header_by_recurrence(path, frame, layout, named)
         frame = _typed(frame, layout, path)
     if "rating" in frame.columns:
-        low = np.flatnonzero(frame["rating"].to_numpy() <= 0)
-        if low.size:
-            warnings.warn(f"{path}: {low.size} row{'s' if low.size > 1 else ''} with a "
-                          f"rating of 0 or below (first: line "
-                          f"{line_of(path, int(low[0]), bool(layout.header))}); every row "
-                          "counts as an interaction, whatever its rating: remove them first "
-                          "if they are dislikes", UserWarning, stacklevel=3)
+        warn_low_ratings(frame["rating"], str(path),
+                         lambda row: f"line {line_of(path, row, bool(layout.header))}")
     return frame
+
+
+def warn_low_ratings(ratings, where: str, locate: Callable[[int], str]) -> None:
+    """Warn when ratings hold values of 0 or below (``locate(row)`` says where
+    the first is): every row is an interaction, dislikes too."""
+    low = np.flatnonzero(pd.to_numeric(pd.Series(ratings), errors="coerce").to_numpy() <= 0)
+    if low.size:
+        warnings.warn(f"{where}: {low.size} row{'s' if low.size > 1 else ''} with a rating of "
+                      f"0 or below (first: {locate(int(low[0]))}); every row counts as an "
+                      "interaction, whatever its rating: remove them first if they are "
+                      "dislikes", UserWarning, stacklevel=4)

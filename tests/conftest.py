@@ -14,6 +14,8 @@ from neumf.generate import synthetic
 
 # Synthetic frames' heaviest users have seen every item (said by a warning, and expected).
 SEEN_EVERY_ITEM = pytest.mark.filterwarnings("ignore:.*interacted with every one:UserWarning")
+# ... and some test pairs of small catalogues have no more candidates than a cut-off.
+FEW_CANDIDATES = pytest.mark.filterwarnings("ignore:.*or fewer candidates:UserWarning")
 
 
 @pytest.fixture(autouse=True)

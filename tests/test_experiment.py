@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neumf
-from conftest import SEEN_EVERY_ITEM, write_ncf_files
+from conftest import FEW_CANDIDATES, SEEN_EVERY_ITEM, write_ncf_files
 from neumf import (
     CollapseWarning,
     FitConfig,
@@ -240,7 +240,7 @@ def test_paper_presets_on_ncf_files(planted_dir, tmp_path, preset):
 def test_paper_protocol_on_ncf_files_in_one_call(tmp_path):
     write_ncf_files(tmp_path)
     result = fit(dataset="ncf", data_dir=tmp_path, name="toy", protocol="sampled", seed=0,
-                 num_epochs=8, batch_size=64, k=10, verbose=False)
+                 num_epochs=8, batch_size=64, k=10, ks=(10,), verbose=False)
     assert {"hr@10", "ndcg@10", "auc", "mrr"} <= set(result.metrics)
     # 21 candidates per test item: chance HR@10 is 10/21; the planted groups are learned
     assert result.metrics["hr@10"] > 0.8 and result.metrics["ndcg@10"] > 0.4
@@ -249,6 +249,7 @@ def test_paper_protocol_on_ncf_files_in_one_call(tmp_path):
 # --- several devices ----------------------------------------------------------------------------
 
 @SEEN_EVERY_ITEM
+@FEW_CANDIDATES
 @pytest.mark.parametrize("kvstore", ["device", "local"])
 @pytest.mark.parametrize("num_devices", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_several_contexts_match_one(taste_frame, kvstore, num_devices):

@@ -31,7 +31,7 @@ from neumf.sampling import sampled_negatives
 QUICK = {"seed": 0, "num_epochs": 1, "batch_size": 64, "k": 5, "ks": (5, 10),
          "verbose": False}
 # the small files made here leave a few items in the test set only (said, and expected)
-pytestmark = pytest.mark.filterwarnings("ignore:.*appear only in the test set:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 
 def _csv_rows(num_users=12, num_items=40, per_user=6, seed=0):
@@ -127,6 +127,45 @@ def test_resume_refuses_a_changed_data_source(tmp_path):
         fit(resume=run, num_epochs=2, verbose=False)
     message = str(info.value)
     assert str(path) in message and before[:12] in message and _digest(path)[:12] in message
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"name": "other.csv"}, ["name", "'d.csv'"]),
+    ({"columns": "item,user,timestamp"}, ["columns", "--columns", "user"]),
+    ({"header": False}, ["header", "True"]),
+    ({"dataset": "ml-100k"}, ["dataset", "'csv'"]),
+    ({"data_dir": "empty"}, ["empty", "holds none of the files", "d.csv"]),
+])
+def test_resume_refuses_another_named_source(tmp_path, change, words):
+    rows = _csv_rows()
+    _write_csv(tmp_path / "d.csv", rows)
+    _write_csv(tmp_path / "other.csv", rows[::-1])
+    (tmp_path / "empty").mkdir()
+    run = tmp_path / "r"
+    with pytest.warns(UserWarning):  # items seen only in the test set
+        fit(dataset="csv", data_dir=tmp_path, name="d.csv", columns="user,item,timestamp",
+            header=True, out=run, **QUICK)
+    files = _snapshot(run)
+    if "data_dir" in change:
+        change = {"data_dir": tmp_path / change["data_dir"]}
+    with pytest.raises(RunError) as info:
+        fit(resume=run, num_epochs=2, verbose=False, **change)
+    assert all(word in str(info.value) for word in words), str(info.value)
+    assert _snapshot(run) == files
+
+
+def test_resume_accepts_settings_already_in_effect(planted_dir, tmp_path):
+    run = tmp_path / "r"
+    fit(data_dir=planted_dir, out=run, **QUICK)
+    # the tutorial preset is the defaults; these sizes train dense; full protocol
+    # ignores eval_negatives; without pretraining its settings do nothing
+    fit(resume=run, num_epochs=2, verbose=False, preset="tutorial", sparse=False,
+        eval_negatives=20, pretrain_lr=0.1, mlp_factors=10)
+    assert load_model(run).config.num_epochs == 2
+    with pytest.raises(RunError, match="sparse"):
+        fit(resume=run, num_epochs=3, verbose=False, sparse=True)
+    with pytest.raises(RunError, match="preset 'best' would change"):
+        fit(resume=run, num_epochs=3, verbose=False, preset="best")
 
 
 def test_resume_num_epochs_is_the_total(planted_dir, tmp_path):
@@ -267,9 +306,35 @@ def test_a_user_who_has_seen_every_item_does_not_hang(tmp_path, protocol):
         result = fit(dataset="csv", data_dir=tmp_path, name="full.csv", protocol=protocol,
                      eval_negatives=99, **QUICK)
     assert np.isfinite(result.metrics["auc"])
+    messages = " ".join(str(w.message) for w in caught)
+    # the saturated user's test item is its only candidate: a hit whatever the model does
+    assert f"1 of 11 test pairs are ranked among 10 or fewer candidates ({protocol}" in messages
     if protocol == "sampled":  # the saturated user has no negative left: said, with a count
-        messages = " ".join(str(w.message) for w in caught)
         assert "fewer than 99 items they never interacted with (fewest: 0)" in messages
+
+
+@pytest.mark.parametrize("settings, count", [
+    ({"protocol": "sampled", "eval_negatives": 9, "ks": (5, 10)}, "12 of 12"),
+    ({"protocol": "sampled", "eval_negatives": 10, "ks": (5, 10)}, None),
+    ({"protocol": "full", "ks": (5, 24)}, "12 of 12"),  # 29 items, 5 trained on each
+    ({"protocol": "full", "ks": (5, 23)}, None),
+])
+def test_a_cutoff_that_every_pair_reaches_is_said(tmp_path, settings, count):
+    _write_csv(tmp_path / "d.csv", _csv_rows())  # 12 users with 5 of 40 items to train on
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(dataset="csv", data_dir=tmp_path, name="d.csv", **{**QUICK, **settings})
+    said = [str(w.message) for w in caught if "or fewer candidates" in str(w.message)]
+    assert said == ([] if count is None else [said[0]])
+    if count is not None:
+        assert said[0].startswith(f"{count} test pairs are ranked among")
+
+
+def test_ratings_of_zero_or_below_in_a_dataframe_are_said():
+    frame = pd.DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 3], "rating": [5, -1, 0, 3]})
+    with pytest.warns(UserWarning, match="dataframe: 2 rows with a rating of 0 or below "
+                                         r"\(first: row 1\)"):
+        neumf.from_frame(frame)
 
 
 @pytest.mark.timeout(60)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import neumf
+from conftest import FEW_CANDIDATES
 from neumf import RunError, fit, load_model, recommend
 
 SETTINGS = {"seed": 0, "batch_size": 64, "k": 5, "verbose": False}
@@ -138,6 +139,7 @@ def test_export_matches_the_network(run, tmp_path):
 FORMAT_1 = Path(__file__).resolve().parent / "fixtures" / "run-format1"
 
 
+@FEW_CANDIDATES
 def test_a_run_saved_by_format_1_loads_resumes_and_recommends(tmp_path):
     # saved by neumf 0.1.0 (commit 48fa478) from neumf.data.synthetic(40, 30, 400, seed=5)
     run = tmp_path / "old"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -104,9 +105,11 @@ def _get(url):
 
 
 def _post(url, body: bytes, headers=None):
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              **(headers or {})})
+    return _request(url, body, "POST", {"Content-Type": "application/json", **(headers or {})})
+
+
+def _request(url, body, method, headers=None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -154,11 +157,38 @@ def test_http_service_answers_like_the_recommender(service):
     ("POST", "/recommend", b'{"users": [["1"]]}', 400, "raw ids"),
     ("POST", "/recommend", b'{"users": ["1"], "k": 2.5}', 400, "k must be"),
     ("POST", "/recommend", json.dumps({"users": ["1"] * 10_001}).encode(), 413, "at most"),
+    ("POST", "/recommend", json.dumps({"users": ["1"] * 10_000, "k": 11}).encode(), 413,
+     "is 110000 results; at most 100000"),
+    ("PUT", "/recommend", b"{}", 405, "PUT is not served"),
+    ("DELETE", "/recommend", None, 405, "DELETE is not served"),
 ])
 def test_http_service_refuses_bad_requests_clearly(service, method, path, body, code, words):
     base, _ = service
-    status, answer = _get(base + path) if method == "GET" else _post(base + path, body)
+    status, answer = _get(base + path) if method == "GET" else _post(base + path, body) \
+        if method == "POST" else _request(base + path, body, method)
     assert status == code and words in answer["error"]
+
+
+def test_http_service_wants_a_content_length_in_ascii_digits(service):
+    base, _ = service
+    host, port = base.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall("POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                           "\u0661\u0662\r\n\r\n".encode("utf-8"))
+        answer = connection.recv(65536).decode("utf-8", "replace")
+    assert answer.startswith("HTTP/1.0 411") and "Content-Length" in answer
+
+
+def test_a_port_in_use_is_named(run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot serve on 127.0.0.1:{port}: .*another "
+                                          "process listens there"):
+            serving.make_server(serving.load(run[2]), "127.0.0.1", port)
+    with pytest.raises(ValueError, match="port must be in 0..65535"):
+        serving.make_server(serving.load(run[2]), "127.0.0.1", 70000)
 
 
 def test_http_service_bounds_the_body_and_survives_concurrency(service):
@@ -282,7 +312,8 @@ def test_a_short_repr_and_small_catalogue_defaults(run, tmp_path):
     rows = [(f"u{u}", f"i{(u * 7 + j) % 12}", j) for u in range(10) for j in range(5)]
     pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(tmp_path / "small.csv",
                                                                      index=False)
-    with pytest.warns(UserWarning, match="k=50 is now 12"):
+    with pytest.warns(UserWarning, match="k=50 is now 12"), \
+            pytest.warns(UserWarning, match="10 of 10 test pairs .* 12 or fewer candidates"):
         small = fit(dataset="csv", data_dir=tmp_path, name="small.csv", num_epochs=1,
                     verbose=False)
     assert small.config.k == 12 and max(small.config.ks) <= 12
