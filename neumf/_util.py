@@ -13,8 +13,8 @@ from typing import Callable, Union
 
 import numpy as np
 
-__all__ = ["NEGLIGIBLE_RATIO", "atomic_write", "available_memory", "check_int",
-           "check_memory", "check_number", "check_positive_int", "file_digest",
+__all__ = ["NEGLIGIBLE_RATIO", "atomic_write", "available_memory", "check_bool", "check_int",
+           "check_memory", "check_number", "check_path", "check_positive_int", "file_digest",
            "format_bytes", "json_safe", "negligible_limit"]
 
 PathLike = Union[str, os.PathLike]
@@ -36,6 +36,30 @@ def negligible_limit(arrays, ratio: float = NEGLIGIBLE_RATIO) -> float:
 
 def _is_integral_number(value) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def check_bool(name: str, value, *, optional: bool = False) -> bool | None:
+    """``value`` if it is True or False (or None when ``optional``), else a
+    TypeError naming the argument: a string like 'no' would count as True."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False{' or None' if optional else ''}; got "
+                        f"{value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_path(name: str, value, *, optional: bool = False) -> Path | None:
+    """``value`` as a Path if it is a non-empty str or os.PathLike (or None when
+    ``optional``), else a TypeError / ValueError naming the argument."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike); got {value!r} "
+                        f"({type(value).__name__})")
+    if not os.fspath(value).strip():
+        raise ValueError(f"{name} is empty: name a folder or file")
+    return Path(value)
 
 
 def check_int(name: str, value, minimum: int | None = None) -> int:

@@ -47,8 +47,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors in the library's form."""
 
     def error(self, message: str):
-        self.exit(2, f"neumf: error: {self.prog.split()[-1]}: {message} (see "
-                     f"{self.prog} --help)\n")
+        command = self.prog.split()[1:]  # 'neumf train' names its command; 'neumf' none
+        where = f"{command[-1]}: " if command else ""
+        self.exit(2, f"neumf: error: {where}{message} (see {self.prog} --help)\n")
 
 
 def _kind(spec: dataclasses.Field):
@@ -340,7 +341,7 @@ def _recommender(args) -> Recommender:
 
 def _recommend(args) -> int:
     recommender = _recommender(args)
-    users = args.user or _read_users(args.users_file)
+    users = args.user or _read_users(args.users_file, recommender)
     options = {"exclude_seen": not args.include_seen, "items": args.items,
                "exclude": args.exclude}
     if args.out is None:
@@ -361,12 +362,24 @@ def _recommend(args) -> int:
     return 0
 
 
-def _read_users(path: str):
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    users = [line.strip() for line in text.splitlines() if line.strip()]
-    if not users:
+def _read_users(path: str, recommender: Recommender):
+    """The ids of a users file, each known to ``recommender`` (else a KeyError
+    naming the file and line)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--users-file {path}: not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start})") from None
+    lines = [(number, line.strip()) for number, line in
+             enumerate(text.lstrip("\ufeff").splitlines(), start=1) if line.strip()]
+    if not lines:
         raise ValueError(f"--users-file {path} holds no user id")
-    return users
+    unknown = [(number, user) for number, user in lines if user not in recommender.user_ids]
+    if unknown:
+        more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+        raise KeyError(f"--users-file {path} line {unknown[0][0]}: unknown user id "
+                       f"{unknown[0][1]!r}{more}")
+    return [user for _, user in lines]
 
 
 def _write_recommendations(name: str, blocks, suffix: str, bar) -> None:
@@ -383,6 +396,8 @@ def _write_recommendations(name: str, blocks, suffix: str, bar) -> None:
 
 
 def _export(args) -> int:
+    if not args.out.strip():
+        raise ValueError("--out is empty: name the folder to export to")
     folder = load_model(args.run).export(args.out, overwrite=args.overwrite)
     print(f"exported {args.run} to {folder}")
     return 0

@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
-from ._util import check_int, check_number
+from ._util import check_bool, check_int, check_number
 
 __all__ = ["CHOICES", "EXPERIMENT_SETTINGS", "PRESETS", "SPARSE_ROWS", "EvalSpec", "FitConfig",
            "ModelSpec", "Pretrain", "Selection", "TrainSpec"]
@@ -39,12 +39,6 @@ def _choice(name: str, value, allowed: Sequence[str]) -> str:
     if value.lower() not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}; got {value!r}")
     return value.lower()
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return value
 
 
 def _sizes(name: str, values, *, minimum: int = 1) -> Tuple[int, ...]:
@@ -83,7 +77,7 @@ class ModelSpec:
                 else check_int("mlp_factors", self.mlp_factors, 1),
                 init_sigma=check_number("init_sigma", self.init_sigma, positive=True),
                 dense_init=_choice("dense_init", self.dense_init, DENSE_INITS),
-                tutorial_exact=_flag("tutorial_exact", self.tutorial_exact))
+                tutorial_exact=check_bool("tutorial_exact", self.tutorial_exact))
         if self.tutorial_exact and self.model != "neumf":
             raise ValueError("tutorial_exact applies to model 'neumf' only")
 
@@ -119,7 +113,7 @@ class TrainSpec:
 
     def __post_init__(self):
         if self.sparse is not None:
-            _flag("sparse", self.sparse)
+            check_bool("sparse", self.sparse)
         _settle(self, num_epochs=check_int("num_epochs", self.num_epochs, 0),
                 batch_size=check_int("batch_size", self.batch_size, 1),
                 lr=check_number("lr", self.lr, positive=True),
@@ -177,10 +171,10 @@ class Selection:
     restore_best: bool
 
     def __post_init__(self):
-        _settle(self, validation=_flag("validation", self.validation),
+        _settle(self, validation=check_bool("validation", self.validation),
                 patience=check_int("patience", self.patience, 0),
                 monitor=self._checked_monitor(self.monitor),
-                restore_best=_flag("restore_best", self.restore_best))
+                restore_best=check_bool("restore_best", self.restore_best))
         if self.patience and not self.validation:
             raise ValueError("patience (early stopping) needs validation=True: stopping on the "
                              "test set would select the model on it")
@@ -301,13 +295,14 @@ class FitConfig:
     sparse: bool | None = _setting(None, "row-sparse training of the embedding tables (each "
                                    "batch updates only the rows it touches; Adam becomes "
                                    "lazy Adam): --sparse or --dense; default: dense up to "
-                                   "SPARSE_ROWS users + items, sparse above", experiment=True)
+                                   f"{SPARSE_ROWS:,} users + items, sparse above",
+                                   experiment=True)
 
     def __post_init__(self):
         sections = {
             "model_spec": self._section(ModelSpec), "training": self._section(TrainSpec),
             "evaluation": self._section(EvalSpec), "selection": self._section(Selection),
-            "pretraining": (self._section(Pretrain) if _flag("pretrain", self.pretrain)
+            "pretraining": (self._section(Pretrain) if check_bool("pretrain", self.pretrain)
                             else None)}
         for section in filter(None, sections.values()):  # checked values replace given ones
             for spec in dataclasses.fields(section):

@@ -87,7 +87,7 @@ def _ml100k(data_dir, split_mode: str, seed: int | None, progress: bool
 def _find(data_dir, relative: str, what: str) -> Path:
     try:
         return find_file(relative, data_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise DataError(f"{what}: {exc}") from None
 
 

@@ -59,6 +59,19 @@ def _stop(processes: Sequence[subprocess.Popen], grace: float = 5.0) -> None:
             process.wait()
 
 
+def _check_launch(num_workers: int, num_servers: int, port, timeout) -> None:
+    """Refuse, before starting any process, what this host cannot run."""
+    check_positive_int("num_workers", num_workers)
+    check_positive_int("num_servers", num_servers)
+    check_memory(_PROCESS_BYTES * (num_workers + num_servers + 1),
+                 f"{num_workers + num_servers + 1} MXNet processes (workers, servers and "
+                 "the scheduler) on this host")
+    if timeout is not None:
+        check_number("timeout", timeout, positive=True)
+    if port is not None and not 1 <= check_int("port", port) <= 65535:
+        raise ValueError(f"port must be in 1..65535; got {port}")
+
+
 def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, *,
            host: str = "127.0.0.1", port: int | None = None, timeout: float | None = None,
            env: Mapping[str, str] | None = None) -> int:
@@ -78,15 +91,7 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, *,
     (or 124 when ``timeout`` seconds passed). All started processes are
     stopped before returning, whatever happened.
     """
-    check_positive_int("num_workers", num_workers)
-    check_positive_int("num_servers", num_servers)
-    check_memory(_PROCESS_BYTES * (num_workers + num_servers + 1),
-                 f"{num_workers + num_servers + 1} MXNet processes (workers, servers and "
-                 "the scheduler) on this host")
-    if timeout is not None:
-        check_number("timeout", timeout, positive=True)
-    if port is not None and not 1 <= check_int("port", port) <= 65535:
-        raise ValueError(f"port must be in 1..65535; got {port}")
+    _check_launch(num_workers, num_servers, port, timeout)
     command = list(command)
     if not command:
         raise ValueError("command is empty: give the worker command after --")

@@ -75,6 +75,9 @@ def _searched(relative: str, data_dir) -> str:
 def find_file(relative: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
     """The first of :func:`search_folders` that holds ``relative``, else a
     FileNotFoundError that says where it looked."""
+    if data_dir is not None and Path(data_dir).is_file():
+        raise NotADirectoryError(f"data_dir {data_dir} is a file, not a folder: pass the "
+                                 f"folder that holds {relative}")
     for folder, _ in search_folders(data_dir):
         if (folder / relative).exists():
             return folder / relative

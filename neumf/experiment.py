@@ -21,7 +21,7 @@ import pandas as pd
 from mxnet import gluon
 
 from ._gluon import get_weights, parameters, set_weights
-from ._util import check_memory
+from ._util import check_bool, check_memory, check_path
 from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
 from .config import PRESETS, FitConfig
 from .datasets import DATASETS, open_dataset
@@ -65,8 +65,21 @@ class _Plan:
     given: set  # settings named by the caller or the preset
 
 
+def _request(dataset, data_dir, name, preset, columns, header, resume) -> Dict[str, Any]:
+    """:func:`fit`'s data arguments, checked, as :func:`_plan` takes them."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a file name or prefix (str); got {name!r}")
+    return {"dataset": "ml-100k" if resume is None and dataset is None else dataset,
+            "data_dir": check_path("data_dir", data_dir, optional=True), "name": name,
+            "preset": preset, "columns": columns,
+            "header": check_bool("header", header, optional=True)}
+
+
 def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: bool,
           overrides: Mapping[str, Any]) -> _Plan:
+    check_bool("overwrite", overwrite)
+    resume, out = (check_path(path, value, optional=True) for path, value in
+                   (("resume", resume), ("out", out)))
     names = {spec.name for spec in dataclasses.fields(FitConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -169,13 +182,12 @@ def fit(
 
     Returns
     -------
-    A :class:`neumf.FitResult`; ``metrics`` holds the test set's ``hr@k`` and
-    ``ndcg@k`` for each cut-off, ``auc`` and ``mrr``.
+    A :class:`neumf.FitResult`; ``metrics``: the test set's ``hr@k``, ``ndcg@k``, ``auc``, ``mrr``.
     """
     wall, cpu = time.perf_counter(), time.process_time()
-    request = {"dataset": "ml-100k" if resume is None and dataset is None else dataset,
-               "data_dir": data_dir, "name": name, "preset": preset, "columns": columns,
-               "header": header}
+    check_bool("verbose", verbose)
+    check_bool("live_plot", live_plot)
+    request = _request(dataset, data_dir, name, preset, columns, header, resume)
     plan = _plan(request, preset, resume, out, overwrite, overrides)
     devices = check_devices(devices) if devices is not None else try_all_gpus()
     result = _run(plan, devices, overwrite=overwrite, verbose=verbose, live_plot=live_plot)
@@ -249,7 +261,9 @@ def _check_sizes(data: RecData, config: FitConfig) -> None:
         + sum(spec.nums_hiddens)
     rows = min(config.batch_size, triplets)
     check_memory(4 * 3 * 2 * rows * width, f"a batch of {rows} triplets "
-                 f"(batch_size={config.batch_size}) through layers {width} values wide")
+                 f"(batch_size={config.batch_size}) through layers {width} values wide "
+                 f"(num_factors={spec.num_factors}, mlp_factors={spec.mlp_factors}, "
+                 f"nums_hiddens={spec.nums_hiddens})")
 
 
 def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
@@ -273,9 +287,10 @@ def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
 
 
 def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:
-    """Cut-offs the catalogue can hold: defaults above it are capped (a warning
-    says so); a cut-off given above it is refused."""
-    changes = {}
+    """Cut-offs the catalogue can hold: a cut-off given above it is refused;
+    defaults above it become half the catalogue (a larger one would count most
+    test pairs as hits whatever the model does), and a warning says so."""
+    changes, cap = {}, max(1, num_items // 2)
     for name in ("k", "ks", "monitor"):
         value = getattr(config, name)
         kind, _, k = str(value).partition("@") if name == "monitor" else ("", "", "")
@@ -286,14 +301,15 @@ def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfi
         if name in given:
             raise ValueError(f"{name}={value!r} is larger than the catalogue of {num_items} "
                              "items")
-        changes[name] = {"k": min(value, num_items) if name == "k" else None,
-                         "ks": tuple(sorted({min(c, num_items) for c in cutoffs})),
-                         "monitor": f"{kind}@{num_items}"}[name]
+        changes[name] = {"k": min(value, cap) if name == "k" else None,
+                         "ks": tuple(sorted({min(c, cap) for c in cutoffs})),
+                         "monitor": f"{kind}@{cap}"}[name]
     if not changes:
         return config
     warnings.warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
                   + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
-                              for name, value in changes.items()), UserWarning, stacklevel=3)
+                              for name, value in changes.items())
+                  + " (half the catalogue)", UserWarning, stacklevel=3)
     return dataclasses.replace(config, **changes)
 
 
@@ -322,7 +338,8 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
         net.fit_counts(train_data.train_items)
         return _finish(result, test_metrics, out)
     if config.pretrain and saved is None:
-        result.towers = _pretrain(net, data, config, devices, source, kvstore, verbose)
+        result.towers = _pretrain(net, data, config, devices, source, kvstore, verbose,
+                                  validation_negatives)
     elif saved is not None:
         result.towers = saved.manifest.get("towers") or {}
     tables = net.tables() if _is_sparse(data, config) else {}
@@ -362,8 +379,10 @@ def _evaluations(data: RecData, config: FitConfig, devices, validation_negatives
     training pairs (without the validation pairs when asked), the test set's
     evaluation and the per-epoch one (on the validation pairs when asked)."""
     test_negatives = data.test_negatives
+    # validation pairs get as many negatives as asked (or as the data set gives)
+    count = config.eval_negatives if test_negatives is None else test_negatives.shape[1]
     if config.protocol == "sampled" and test_negatives is None:
-        test_negatives = sampled_negatives(data, config.eval_negatives, config.seed)
+        test_negatives = sampled_negatives(data, count, config.seed)
         data = dataclasses.replace(data, test_negatives=test_negatives)
     ks = config.evaluation.cutoffs(*config.selection.monitor_k)
     test_metrics = RankingEvaluator(data, test_negatives, ks, devices)
@@ -371,8 +390,7 @@ def _evaluations(data: RecData, config: FitConfig, devices, validation_negatives
         return data, data, test_metrics, _EpochMetrics(test_metrics, config.k, ""), None
     train_data = validation_split(data)
     if config.protocol == "sampled" and validation_negatives is None:
-        validation_negatives = sampled_negatives(train_data, test_negatives.shape[1],
-                                                 config.seed)
+        validation_negatives = sampled_negatives(train_data, count, config.seed)
     epoch_metrics = _EpochMetrics(RankingEvaluator(train_data, validation_negatives, ks, devices),
                                   config.k, "val_")
     return data, train_data, test_metrics, epoch_metrics, validation_negatives
@@ -456,9 +474,10 @@ def _finish(result: FitResult, test_metrics: RankingEvaluator, out: Path | None)
 
 
 def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Context],
-              source: Dict[str, Any], kvstore, verbose: bool) -> Dict[str, Dict[str, float]]:
-    """Train GMF and MLP with ``config``'s sizes and load them into ``net``;
-    returns each tower's test metrics."""
+              source: Dict[str, Any], kvstore, verbose: bool,
+              validation_negatives: np.ndarray | None) -> Dict[str, Dict[str, float]]:
+    """Train GMF and MLP with ``config``'s sizes (and NeuMF's validation
+    negatives) and load them into ``net``; returns each tower's test metrics."""
     towers, metrics = {}, {}
     pretraining = config.pretraining
     for model in ("gmf", "mlp"):
@@ -469,7 +488,7 @@ def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Con
         if verbose:
             print(f"pretraining {model.upper()}")
         tower = train(data, tower_config, devices, source=source, kvstore=kvstore,
-                      verbose=verbose)
+                      verbose=verbose, validation_negatives=validation_negatives)
         towers[model], metrics[model] = tower.net, tower.metrics
     net.load_towers(towers["gmf"], towers["mlp"], pretraining.alpha)
     return metrics

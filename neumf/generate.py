@@ -51,6 +51,21 @@ def synthetic(
     (1-5) and ``timestamp`` (Unix seconds), in time order within each user;
     :func:`neumf.fit` and :func:`neumf.from_frame` take it as it is.
     """
+    _check_sizes(num_users, num_items, num_interactions, min_per_user, num_groups, affinity)
+    rng = np.random.default_rng(seed)
+    counts = _activity(rng, num_users, num_items, num_interactions, min_per_user, user_sigma)
+    tastes = _Tastes(rng, num_users, num_items, num_groups, item_exponent, affinity)
+    users, items = _distinct_items(rng, counts, tastes, num_items)
+    stamps = rng.integers(_START, _START + _SPAN, len(users))
+    order = np.lexsort((stamps, users))  # users in id order, each in time order
+    return pd.DataFrame({
+        "user": users[order].astype(np.int32), "item": items[order].astype(np.int32),
+        "rating": rng.integers(1, 6, len(users)).astype(np.int32),
+        "timestamp": stamps[order].astype(np.int32)})
+
+
+def _check_sizes(num_users: int, num_items: int, num_interactions: int, min_per_user: int,
+                 num_groups: int, affinity: float) -> None:
     for name, value in (("num_users", num_users), ("num_items", num_items),
                         ("num_interactions", num_interactions), ("num_groups", num_groups)):
         check_positive_int(name, value)
@@ -66,16 +81,6 @@ def synthetic(
     check_memory(80.0 * min(num_interactions, num_users * num_items)
                  + 32.0 * (num_users + num_items + num_groups),
                  f"synthetic data of {num_interactions} interactions")
-    rng = np.random.default_rng(seed)
-    counts = _activity(rng, num_users, num_items, num_interactions, min_per_user, user_sigma)
-    tastes = _Tastes(rng, num_users, num_items, num_groups, item_exponent, affinity)
-    users, items = _distinct_items(rng, counts, tastes, num_items)
-    stamps = rng.integers(_START, _START + _SPAN, len(users))
-    order = np.lexsort((stamps, users))  # users in id order, each in time order
-    return pd.DataFrame({
-        "user": users[order].astype(np.int32), "item": items[order].astype(np.int32),
-        "rating": rng.integers(1, 6, len(users)).astype(np.int32),
-        "timestamp": stamps[order].astype(np.int32)})
 
 
 def _activity(rng, num_users: int, num_items: int, num_interactions: int,

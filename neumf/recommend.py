@@ -5,6 +5,7 @@ selection of the top k, never a users x items matrix."""
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Sequence
 
@@ -12,7 +13,7 @@ import mxnet as mx
 import numpy as np
 import pandas as pd
 
-from ._util import check_positive_int
+from ._util import check_bool, check_positive_int
 from .evaluation import score_users
 from .interactions import SeenIndex
 from .metrics import top_k
@@ -139,7 +140,8 @@ def recommend(model, users, k: int = 10, exclude_seen: bool = True, *,
     Parameters
     ----------
     model
-        A :class:`neumf.FitResult` (from :func:`neumf.fit` or :func:`neumf.load_model`).
+        A :class:`neumf.FitResult` (from :func:`neumf.fit` or :func:`neumf.load_model`),
+        or a :class:`neumf.serving.Recommender`.
     users
         One raw user id (a string or a number) or a list of them, as in the data.
     k
@@ -152,10 +154,18 @@ def recommend(model, users, k: int = 10, exclude_seen: bool = True, *,
         Contexts for networks without a NumPy scorer; users scored together (a
         memory bound: ``users_per_batch * num_items`` scores; default adaptive).
     """
+    if not hasattr(model, "data") and callable(getattr(model, "recommend", None)):
+        return model.recommend(users, k, check_bool("exclude_seen", exclude_seen),
+                               items=items, exclude=exclude)  # a serving.Recommender
+    if not hasattr(model, "data") or not hasattr(model, "net"):
+        raise TypeError(f"model must be a FitResult (neumf.fit, neumf.load_model) or a "
+                        f"Recommender (neumf.serving.load); got {type(model).__name__}"
+                        + (": load a run folder with neumf.load_model(path)"
+                           if isinstance(model, (str, os.PathLike)) else ""))
     data = model.data
     devices = list(devices) if devices is not None else [mx.cpu()]
     seen = SeenIndex.from_pairs(data.train_users, data.train_items, model.num_items) \
-        if exclude_seen else None
+        if check_bool("exclude_seen", exclude_seen) else None
     blocks = list(recommend_blocks(
         lambda block: score_users(model.net, block, model.num_items, devices), users,
         IdMap(data.user_ids, "user"), IdMap(data.item_ids, "item"), k, seen=seen,

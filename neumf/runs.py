@@ -28,7 +28,7 @@ import numpy as np
 from mxnet import gluon
 
 from ._gluon import get_weights, parameters, set_weights
-from ._util import atomic_write, file_digest, json_safe
+from ._util import atomic_write, check_path, file_digest, json_safe
 from ._version import __version__
 from .config import FitConfig
 from .devices import try_all_gpus
@@ -397,7 +397,7 @@ class SavedRun:
 def read_run(run_dir: PathLike) -> SavedRun:
     """Read and check a run folder: its manifest, and every file it names against
     the recorded SHA-256. A RunError names the file and what is wrong."""
-    run_dir = Path(run_dir)
+    run_dir = check_path("run_dir", run_dir)
     path = run_dir / MANIFEST
     if not path.is_file():
         raise RunError(f"{run_dir}: not a complete neumf run; missing {MANIFEST} (no "

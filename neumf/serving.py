@@ -25,7 +25,7 @@ import mxnet as mx
 import numpy as np
 
 from ._gluon import get_weights
-from ._util import check_int, check_positive_int, file_digest
+from ._util import check_bool, check_int, check_positive_int, file_digest
 from ._version import __version__
 from .interactions import SeenIndex
 from .recommend import IdMap, Recommendations, as_raw_ids, recommend_blocks
@@ -85,7 +85,8 @@ class Recommender:
                          items=None, exclude=None) -> Iterator[Recommendations]:
         """:meth:`recommend` a block of users at a time (bounded memory)."""
         return recommend_blocks(self._scores, users, self.user_ids, self.item_ids, k,
-                                seen=self.seen if exclude_seen else None, items=items,
+                                seen=self.seen if check_bool("exclude_seen", exclude_seen)
+                                else None, items=items,
                                 exclude=exclude)
 
     def recommend(self, users, k: int = 10, exclude_seen: bool = True, *, items=None,

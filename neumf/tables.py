@@ -118,23 +118,32 @@ def resolve_columns(names: Sequence, columns=None, where: str = "") -> Dict[str,
     return found
 
 
-def to_seconds(values: pd.Series, where: str) -> np.ndarray:
+def to_seconds(values: pd.Series, where: str,
+               locate: Callable[[int], str] = "row {}".format) -> np.ndarray:
     """Timestamps as int64 Unix seconds: integers as they are, datetimes and ISO
-    8601 strings converted. A DataError names the first value that is neither."""
+    8601 strings converted. A DataError names (``locate(row)``) the first value
+    that is neither, or the first of each form when numbers and text mix."""
     if pd.api.types.is_datetime64_any_dtype(values):
         converted = pd.to_datetime(values, utc=True)
     else:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-        if np.isfinite(numbers).all() and (numbers == np.floor(numbers)).all():
+        numeric = np.isfinite(numbers)
+        if numeric.all() and (numbers == np.floor(numbers)).all():
             return numbers.astype(np.int64)
+        if numeric.any():
+            number, text = int(np.argmax(numeric)), int(np.argmax(~numeric))
+            raise DataError(f"{where}: timestamps mix numbers ({locate(number)}: "
+                            f"{values.iloc[number]!r}) and text ({locate(text)}: "
+                            f"{values.iloc[text]!r}): give every one as Unix seconds, or every "
+                            "one as an ISO 8601 date")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             converted = pd.to_datetime(values.astype(str), utc=True, errors="coerce",
                                        format="ISO8601")
     bad = np.flatnonzero(converted.isna().to_numpy())
     if bad.size:
-        raise DataError(f"{where}: row {bad[0]}: timestamp {values.iloc[bad[0]]!r} is neither "
-                        "Unix seconds nor an ISO 8601 date")
+        raise DataError(f"{where}: {locate(int(bad[0]))}: timestamp {values.iloc[bad[0]]!r} "
+                        "is neither Unix seconds nor an ISO 8601 date")
     return (converted - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
 
 
@@ -235,6 +244,13 @@ def _settle_layout(path: Path, text: str, layout: Layout) -> Layout:
         elif all(_is_number(field) for field in first[:2]):
             header = False  # numeric ids: data
     columns = layout.columns
+    if isinstance(columns, Mapping):  # role -> column name: the names of line 1
+        header = True
+        columns = _by_position(resolve_columns(first, columns, where=f"{path} line 1"),
+                               len(first))
+    elif columns is not None and not layout.exact:  # a caller's roles: checked up front
+        resolve_columns(first, columns, where=f"{path} (columns=, line 1 has {len(first)} "
+                        f"field{'s' if len(first) > 1 else ''})")
     if columns is None and header is not False:
         columns = _header_roles(path, first) if header else None
     if columns is None:
@@ -249,7 +265,12 @@ def _header_roles(path: Path, first: List[str]) -> Tuple[str, ...]:
     except DataError as exc:
         raise DataError(f"{exc}; if line 1 is an interaction rather than a header, say "
                         "header=False (--no-header)") from None
-    roles = ["-"] * len(first)
+    return _by_position(found, len(first))
+
+
+def _by_position(found: Mapping[str, int], num_columns: int) -> Tuple[str, ...]:
+    """Roles in column order ('-' for other columns) from role -> position."""
+    roles = ["-"] * num_columns
     for role, position in found.items():
         roles[position] = role
     return tuple(roles)
@@ -461,7 +482,8 @@ def _typed(frame: pd.DataFrame, layout: Layout, path: Path) -> pd.DataFrame:
         if kind == "number":
             frame[role] = pd.to_numeric(frame[role]).astype(np.float64)
         elif kind == "timestamp":
-            frame[role] = to_seconds(frame[role], str(path))
+            frame[role] = to_seconds(frame[role], str(path), lambda row: (
+                f"line {line_of(path, row, bool(layout.header))}"))
         elif kind in ("int", "index"):
             frame[role] = frame[role].astype(np.int64)
     return frame

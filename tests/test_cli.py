@@ -1,11 +1,13 @@
+import contextlib
 import dataclasses
 import json
 
+import mxnet as mx
 import numpy as np
 import pytest
 
 from neumf import FitConfig, load_model
-from neumf.cli import build_parser, main
+from neumf.cli import _one_line, build_parser, main
 
 
 def test_train_json_on_planted_data(planted_dir, capsys):
@@ -53,6 +55,19 @@ def test_help_documents_every_option(capsys, command):
             assert "--" + spec.name.replace("_", "-") in out
         assert "learning rate (default: 0.01)" in out
         assert "(default: [10, 10, 10])" in out and "{adam,sgd," in out
+        assert "dense up to 50,000 users + items" in out and "SPARSE_ROWS" not in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--bogus"], "neumf: error: the following arguments are required: command (see neumf "
+                  "--help)"),
+    (["evaluate"], "neumf: error: evaluate: the following arguments are required: --run"),
+    (["export", "--run", "r", "--out", " "], "neumf: error: --out is empty"),
+])
+def test_usage_errors_say_which_command_once(capsys, argv, expected):
+    with contextlib.suppress(SystemExit):
+        assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(expected)
 
 
 def test_train_evaluate_recommend_end_to_end(planted_dir, tmp_path, capsys):
@@ -112,3 +127,11 @@ def test_preset_flags_override_only_when_given(planted_dir, capsys):
     main(["train", "--data-dir", str(planted_dir), "--preset", "best", "--num-factors", "10",
           "--num-epochs", "1", "--json"])
     assert json.loads(capsys.readouterr().out)["config"]["num_factors"] == 10
+
+
+def test_an_mxnet_error_is_its_message_not_its_trace():
+    try:
+        (mx.nd.ones((2, 3)) + mx.nd.ones((4, 5))).wait_to_read()
+    except mx.base.MXNetError as exc:
+        line = _one_line(exc)
+    assert line.startswith("MXNet: Check failed") and "could not be broadcast" in line

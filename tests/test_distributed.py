@@ -43,6 +43,19 @@ def test_shards_cover_every_row_with_equal_lengths():
         shard_rows(2, 0, 3)
 
 
+@pytest.mark.parametrize("settings, error, words", [
+    ({"num_workers": 10**6}, MemoryError, "1000002 MXNet processes"),
+    ({"num_workers": 1, "timeout": 0}, ValueError, "timeout must be positive"),
+    ({"num_workers": 1, "port": 70000}, ValueError, "port must be in 1..65535"),
+    ({"num_workers": 0}, ValueError, "num_workers"),
+])
+def test_launch_refuses_what_the_host_cannot_run_before_starting(settings, error, words):
+    worker = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(error, match=words):
+        launch(worker, **settings)
+    assert _running(worker) == [] and _running(PS_ROLE) == []
+
+
 @pytest.mark.slow
 def test_launch_reports_a_failing_worker_and_cleans_up():
     code = launch([sys.executable, "-c", "import sys; sys.exit(3)"], num_workers=2,

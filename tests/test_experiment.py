@@ -217,6 +217,22 @@ def test_fit_with_pretraining_reports_the_towers(planted_dir):
     assert result.metrics["auc"] > max(m["auc"] for m in result.towers.values()) - 0.02
 
 
+def test_pretrained_towers_share_the_negatives_drawn_once(planted_dir, monkeypatch):
+    drawn = []
+    original = neumf.experiment.sampled_negatives
+
+    def counting(data, count, seed):
+        drawn.append((len(data.test_users), count))
+        return original(data, count, seed)
+
+    monkeypatch.setattr(neumf.experiment, "sampled_negatives", counting)
+    result = fit(data_dir=planted_dir, seed=0, num_factors=4, nums_hiddens=[8], num_epochs=1,
+                 batch_size=64, pretrain=True, pretrain_epochs=1, protocol="sampled",
+                 eval_negatives=30, validation=True, k=5, ks=(5,), verbose=False)
+    # the test pairs' and the validation pairs' negatives, each drawn once with the count asked
+    assert drawn == [(80, 30), (80, 30)] and set(result.towers) == {"gmf", "mlp"}
+
+
 @pytest.mark.parametrize("preset", ["gmf", pytest.param("mlp", marks=pytest.mark.slow),
                                     pytest.param("neumf", marks=pytest.mark.slow),
                                     pytest.param("neumf-pretrained", marks=pytest.mark.slow)])

@@ -26,9 +26,11 @@ def test_synthetic_has_skew_structure_and_distinct_pairs():
 
 @pytest.mark.parametrize("args, message", [
     ({"num_users": 0}, "num_users"), ({"num_interactions": 10}, "fewer than min_per_user"),
-    ({"affinity": 2.0}, "affinity")])
+    ({"affinity": 2.0}, "affinity"),
+    ({"num_users": 10**6, "num_items": 10**6, "num_interactions": 10**12},
+     "synthetic data of 1000000000000 interactions would need")])
 def test_synthetic_refuses_bad_arguments(args, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, MemoryError), match=message):
         synthetic(**args)
 
 

@@ -469,6 +469,46 @@ def test_columns_flag_names_the_columns(tmp_path):
     assert set(result.data.user_ids.tolist()) == {f"u{i}" for i in range(10)}
 
 
+@pytest.mark.parametrize("columns, words", [
+    ("user,itm,timestamp", "got ['user', 'itm', 'timestamp']"),
+    ("user,item,timestamp,rating", "line 1 has 3 fields"),
+    ("user,user,item", "give the user twice"),
+])
+def test_columns_that_are_not_roles_are_refused_before_reading(tmp_path, columns, words):
+    _write_csv(tmp_path / "d.csv", _csv_rows())
+    code, _, err = _cli(["train", "--dataset", "csv", "--data-dir", str(tmp_path), "--name",
+                         "d.csv", "--columns", columns, "--quiet"])
+    assert code == 2 and words in _one_error_line(err)
+
+
+@pytest.mark.filterwarnings("ignore:.*single interaction:UserWarning")
+def test_columns_as_a_mapping_take_the_header_names(tmp_path):
+    _write_csv(tmp_path / "d.csv", _csv_rows(num_users=10, per_user=5))
+    data = neumf.load_dataset("csv", tmp_path, "d.csv",
+                              columns={"user": "item", "item": "user"})
+    assert data.user_ids[0].startswith("i") and data.item_ids[0].startswith("u")
+    with pytest.raises(DataError, match="must map roles"):
+        neumf.load_dataset("csv", tmp_path, "d.csv", columns={"user": "usr", "item": "item"})
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path):
+    path = _write_csv(tmp_path / "d.csv", _csv_rows())
+    for argv in (["--dataset", "csv", "--name", "d.csv"], []):
+        code, _, err = _cli(["train", *argv, "--data-dir", str(path), "--quiet"])
+        assert code == 2 and f"data_dir {path} is a file, not a folder" in _one_error_line(err)
+
+
+def test_timestamps_mixing_seconds_and_dates_are_refused_naming_both(tmp_path):
+    (tmp_path / "d.csv").write_text("user,item,timestamp\n1,1,1000000000\n"
+                                    "1,2,2001-09-09T01:46:41\n2,1,1000000100\n2,3,1000000200\n")
+    with pytest.raises(DataError, match=r"d.csv: timestamps mix numbers \(line 2: '1000000000'"
+                                        r"\) and text \(line 3: '2001-09-09T01:46:41'\)"):
+        neumf.load_dataset("csv", tmp_path, "d.csv")
+    frame = pd.DataFrame({"user": [1, 1], "item": [1, 2], "timestamp": ["2001-01-01", "7"]})
+    with pytest.raises(DataError, match=r"numbers \(row 1: '7'\) and text \(row 0"):
+        neumf.from_frame(pd.concat([frame, frame.assign(user=2)]))
+
+
 # --- 5./6. duplicates and leaks are counted, and both evaluators agree ------------------------
 
 def test_duplicate_pairs_count_once_and_evaluators_agree(tmp_path):
@@ -510,6 +550,26 @@ def test_types_are_checked_by_argument_name(planted_dir):
                         ("num_factors", True), ("seed", "zero")):
         with pytest.raises((TypeError, ValueError), match=name):
             fit(data_dir=planted_dir, **{**QUICK, name: value})
+    # a string such as 'no' would count as True; a number is not a path
+    for name, value in (("verbose", "no"), ("header", "yes"), ("overwrite", 1),
+                        ("out", 5), ("data_dir", 5), ("resume", 5), ("name", 5)):
+        with pytest.raises(TypeError, match=f"^{name} must be"):
+            fit(**{"data_dir": planted_dir, **QUICK, name: value})
+    with pytest.raises(TypeError, match="^exclude_seen must be True or False; got 'no'"):
+        recommend(result, "1", k=3, exclude_seen="no")
+    with pytest.raises(TypeError, match="load a run folder with neumf.load_model"):
+        recommend("some/run", "1", k=3)
+    with pytest.raises(TypeError, match="^run_dir must be a path"):
+        load_model(5)
+
+
+def test_recommend_takes_a_served_recommender(planted_dir, tmp_path):
+    result = fit(data_dir=planted_dir, out=tmp_path / "r", **QUICK)
+    served = neumf.serving.load(result.export(tmp_path / "e"))
+    direct, through = recommend(result, ["1", "2"], k=4), recommend(served, ["1", "2"], k=4)
+    assert direct.items == through.items
+    with pytest.raises(TypeError, match="^exclude_seen must be True or False"):
+        served.recommend("1", 3, exclude_seen="false")
 
 
 # --- 9. messages, not tracebacks ------------------------------------------------------------
@@ -519,6 +579,9 @@ def test_types_are_checked_by_argument_name(planted_dir):
     (["--num-negatives", "1000000"], ["num_negatives"]),
     (["--num-factors", "100000000"], ["num_factors"]),
     (["--devices", "cpu:0,cpu:0"], ["cpu(0)"]),
+    (["--batch-size", "100000", "--nums-hiddens", "100000000"], ["batch_size", "nums_hiddens"]),
+    (["--kvstore", "dist_sync"], ["neumf launch --num-workers N"]),
+    (["--sparse", "--optimizer", "rmsprop"], ["sparse training supports", "--dense"]),
 ])
 def test_cli_prints_one_line_and_exits_2(planted_dir, tmp_path, args, words):
     code, _, err = _cli(["train", "--data-dir", str(planted_dir), "--batch-size", "64",
