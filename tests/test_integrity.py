@@ -207,6 +207,45 @@ def test_every_optimizer_resumes_to_the_uninterrupted_result(planted_dir, tmp_pa
     np.testing.assert_array_equal(resumed.net.score_matrix(users), whole.net.score_matrix(users))
 
 
+def test_a_loaded_run_saved_again_still_resumes_exactly(planted_dir, tmp_path):
+    whole = fit(data_dir=planted_dir, out=tmp_path / "whole", **{**QUICK, "num_epochs": 3})
+    fit(data_dir=planted_dir, out=tmp_path / "half", **{**QUICK, "num_epochs": 2})
+    load_model(tmp_path / "half").save(tmp_path / "copy")  # optimizer and sampler ride along
+    resumed = fit(resume=tmp_path / "copy", num_epochs=3, verbose=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    users = np.arange(whole.num_users)
+    np.testing.assert_array_equal(resumed.net.score_matrix(users), whole.net.score_matrix(users))
+
+
+def test_resume_after_early_stopping_continues_from_the_last_weights(planted_dir, tmp_path):
+    # patience 1 stops the whole run after epoch 5 (best: 4) and restores the best
+    # weights; the half run's net holds its best epoch, its run the last epoch's, which
+    # the resumed run continues, as if never stopped
+    settings_ = {**QUICK, "validation": True, "lr": 0.05, "num_epochs": 6, "patience": 1}
+    whole = fit(data_dir=planted_dir, out=tmp_path / "whole", **settings_)
+    fit(data_dir=planted_dir, out=tmp_path / "half", **{**settings_, "num_epochs": 2})
+    half = load_model(tmp_path / "half")
+    resumed = fit(resume=tmp_path / "half", num_epochs=6, verbose=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    assert len(whole.history) < 6 and resumed.best_epoch == whole.best_epoch
+    assert half.best_epoch in (1, 2)
+    users = np.arange(whole.num_users)
+    np.testing.assert_array_equal(resumed.net.score_matrix(users), whole.net.score_matrix(users))
+
+
+def test_a_tampered_manifest_cannot_reach_outside_its_folder(planted_dir, tmp_path):
+    run, victim = tmp_path / "r", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    fit(data_dir=planted_dir, out=run, **QUICK)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["sha256"]["../victim.txt"] = _digest(victim)
+    (run / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError, match="names files a run does not have"):
+        fit(resume=run, num_epochs=2, verbose=False)
+    fit(data_dir=planted_dir, out=run, overwrite=True, **QUICK)  # replaces the run only
+    assert victim.read_text() == "keep me" and load_model(run).config.seed == 0
+
+
 # --- 2. a run folder is the run's ----------------------------------------------------------
 
 def test_saving_never_deletes_files_it_did_not_write(planted_dir, tmp_path):
