@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from conftest import SEEN_EVERY_ITEM
+from conftest import FEW_CANDIDATES, SEEN_EVERY_ITEM
 from neumf import fit
 from neumf.generate import synthetic
 
@@ -35,7 +35,8 @@ def test_synthetic_refuses_bad_arguments(args, message):
 
 
 @pytest.mark.slow
-@SEEN_EVERY_ITEM
+@SEEN_EVERY_ITEM  # the fixture's heaviest users have seen nearly every item
+@FEW_CANDIDATES
 def test_synthetic_data_is_learnable(taste_frame):
     result = fit(dataset=taste_frame, seed=0, num_epochs=6, batch_size=128, wd=0.0,
                  verbose=False)
