@@ -110,10 +110,12 @@ class TrainSpec:
     num_negatives: int
     kvstore: str
     sparse: bool | None
+    group_negatives: bool
 
     def __post_init__(self):
         if self.sparse is not None:
             check_bool("sparse", self.sparse)
+        check_bool("group_negatives", self.group_negatives)
         _settle(self, num_epochs=check_int("num_epochs", self.num_epochs, 0),
                 batch_size=check_int("batch_size", self.batch_size, 1),
                 lr=check_number("lr", self.lr, positive=True),
@@ -297,6 +299,10 @@ class FitConfig:
                                    "lazy Adam): --sparse or --dense; default: dense up to "
                                    f"{SPARSE_ROWS:,} users + items, sparse above",
                                    experiment=True)
+    group_negatives: bool = _setting(False, "put each positive's --num-negatives triplets in "
+                                     "one batch and score the positive once (1 + k scores "
+                                     "instead of 2k); the same triplets per epoch",
+                                     experiment=True)
 
     def __post_init__(self):
         sections = {

@@ -343,12 +343,14 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     elif saved is not None:
         result.towers = saved.manifest.get("towers") or {}
     tables = net.tables() if _is_sparse(data, config) else {}
+    sampler, loader = _sampler(train_data, data, config, kvstore, bool(tables))
     trainer = _trainer(net, config, kvstore, tables)
     servers = kvstore if isinstance(kvstore, mx.kvstore.KVStore) else None
     sparse = SparseBatches(net, devices, config.batch_size, config.optimizer, config.lr,
                            config.wd, kvstore=servers,
-                           set_optimizer=trainer is None) if tables else None
-    sampler, loader = _sampler(train_data, data, config, kvstore, sparse is not None)
+                           set_optimizer=trainer is None,
+                           group=config.num_negatives if loader.grouped else 1
+                           ) if tables else None
     # with a distributed kvstore the optimizer state lives on the servers
     result.state.trainer = None if isinstance(kvstore, mx.kvstore.KVStore) else trainer
     result.state.sampler, result.state.sparse = sampler, sparse
@@ -443,7 +445,8 @@ def _sampler(train_data: RecData, data: RecData, config: FitConfig, kvstore,
                         data.num_items, seed=seed,
                         seen=(train_data.train_users, train_data.train_items))
     return sampler, sampler.loader(config.batch_size, num_negatives=config.num_negatives,
-                                   fill=not isinstance(rows, slice), as_numpy=as_numpy)
+                                   fill=not isinstance(rows, slice), as_numpy=as_numpy,
+                                   grouped=config.group_negatives)
 
 
 def _callbacks(result, net, loader, trainer, devices, early, out, verbose, live_plot) -> list:

@@ -37,6 +37,15 @@ def _check_hiddens(nums_hiddens: Sequence[int]) -> tuple:
     return nums_hiddens
 
 
+def _concat_columns(F, *arrays):
+    """``np.concatenate(arrays, axis=1)`` by MXNet's classic Concat operator:
+    1.9.1's NumPy-mode kernel for axis 1 is about 30 times slower (7.4 ms
+    against 0.23 ms for two (5120, 64) float32 arrays) and was the costliest
+    operator of a NeuMF training step. Same values and gradients, imperative
+    and hybridized."""
+    return F.concat(*[array.as_nd_ndarray() for array in arrays], dim=1).as_np_ndarray()
+
+
 def _tower(num_factors: int, nums_hiddens: Sequence[int]) -> nn.HybridSequential:
     """ReLU layers over the concatenated user and item embeddings. ``in_units``
     is given, so parameters exist right after initialize(): no deferred init."""
@@ -184,7 +193,7 @@ class MLP(_Ranker):
 
     def hybrid_forward(self, F, user_id, item_id):
         return self.prediction_layer(
-            self.mlp(F.np.concatenate([self.U(user_id), self.V(item_id)], axis=1)))
+            self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id))))
 
 
 @use_np
@@ -246,8 +255,8 @@ class NeuMF(_Ranker):
 
     def hybrid_forward(self, F, user_id, item_id):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
-        mlp = self.mlp(F.np.concatenate([self.U(user_id), self.V(item_id)], axis=1))
-        return self.prediction_layer(F.np.concatenate([gmf, mlp], axis=1))  # (batch, 1)
+        mlp = self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
+        return self.prediction_layer(_concat_columns(F, gmf, mlp))  # (batch, 1)
 
     def load_towers(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
         """Initialise from pretrained towers (the NCF paper's pretraining): P, Q

@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from ._util import check_memory, check_positive_int
+from ._util import check_bool, check_memory, check_positive_int
 from .interactions import SeenIndex
 
 __all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "is_seen",
@@ -213,11 +213,12 @@ class PRDataset(gluon.data.Dataset):
         return user, self.items[idx], negative[0] if np.ndim(user) == 0 else negative
 
     def loader(self, batch_size: int, shuffle: bool = True, as_numpy: bool = False,
-               num_negatives: int = 1, fill: bool = False) -> TripletLoader:
+               num_negatives: int = 1, fill: bool = False, grouped: bool = False
+               ) -> TripletLoader:
         """Batches of ``(users, items, negatives)``; each pass (epoch) shuffles and
         draws all its negatives in one vectorized call. See :class:`TripletLoader`."""
         return TripletLoader(self, batch_size, shuffle=shuffle, as_numpy=as_numpy,
-                             num_negatives=num_negatives, fill=fill)
+                             num_negatives=num_negatives, fill=fill, grouped=grouped)
 
 
 class TripletLoader:
@@ -233,10 +234,16 @@ class TripletLoader:
     With ``fill``, every pass has exactly ``k`` triplets per positive, the
     missing ones repeated from the pass's others (synchronous workers must all
     take the same number of equal batches).
+    With ``grouped``, a batch holds ``batch_size // k`` positives (at least
+    one), each once, with its ``k`` negatives as a ``(rows, k)`` column: the
+    same triplets per pass, which a model scores as ``1 + k`` pairs per
+    positive instead of ``2k``; a user with fewer than ``k`` unseen items has
+    them repeated to ``k``. With ``fill`` (workers) batches stay flat.
     """
 
     def __init__(self, dataset: PRDataset, batch_size: int, shuffle: bool = True,
-                 as_numpy: bool = False, num_negatives: int = 1, fill: bool = False):
+                 as_numpy: bool = False, num_negatives: int = 1, fill: bool = False,
+                 grouped: bool = False):
         self.dataset, self.shuffle, self.fill = dataset, shuffle, fill
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.num_negatives = check_positive_int("num_negatives", num_negatives)
@@ -247,19 +254,32 @@ class TripletLoader:
                           f"num_negatives={self.num_negatives} items they never interacted "
                           "with: each of their pairs is trained against all of them",
                           UserWarning, stacklevel=3)
+        self.grouped = check_bool("grouped", grouped) and self.num_negatives > 1 and not fill
 
     @property
     def num_triplets(self) -> int:
         """Triplets per pass."""
         if self.fill:
             return len(self.dataset) * self.num_negatives
+        if self.grouped:
+            return int(np.count_nonzero(self.dataset.available)) * self.num_negatives
         return int(np.minimum(self.dataset.available, self.num_negatives).sum())
 
+    @property
+    def _rows(self) -> int:
+        """Positives per grouped batch."""
+        return max(1, self.batch_size // self.num_negatives)
+
     def __len__(self) -> int:
+        if self.grouped:
+            return -(-int(np.count_nonzero(self.dataset.available)) // self._rows)
         return -(-self.num_triplets // self.batch_size)
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         data, count = self.dataset, self.num_negatives
+        if self.grouped:
+            yield from self._groups()
+            return
         negatives = sample_distinct(data.users, data.index, count, data.rng).reshape(-1)
         order = np.flatnonzero(negatives >= 0)  # triplet t: positive t // count
         if self.fill and 0 < len(order) < len(negatives):
@@ -273,6 +293,23 @@ class TripletLoader:
         for start in range(0, len(order), self.batch_size):
             stop = start + self.batch_size
             yield tuple(column[start:stop] for column in columns)
+
+    def _groups(self) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Grouped batches: users (rows,), items (rows,), negatives (rows, k)."""
+        data, count = self.dataset, self.num_negatives
+        negatives = sample_distinct(data.users, data.index, count, data.rng)
+        take = np.minimum(data.available, count)
+        if (take < count).any():  # valid negatives come first, then -1: repeat them
+            negatives = np.take_along_axis(
+                negatives, np.arange(count)[None, :] % np.maximum(take, 1)[:, None], axis=1)
+        order = np.flatnonzero(take)  # a user who has seen every item: no triplet
+        if self.shuffle:
+            order = order[data.rng.permutation(len(order))]
+        columns = (data.users[order], data.items[order], negatives[order])
+        if not self.as_numpy:
+            columns = tuple(mx.np.array(column, dtype=np.int32) for column in columns)
+        for start in range(0, len(order), self._rows):
+            yield tuple(column[start:start + self._rows] for column in columns)
 
 
 def sampled_negatives(data, count: int, seed: int | None) -> np.ndarray:

@@ -97,16 +97,18 @@ class SparseBatches:
     those rows of the real tables after the twin's backward pass; :meth:`sync`
     copies the tables to every device before the real network is used.
     ``batch_size`` bounds the slots: a shard has at most that many users and
-    twice as many items."""
+    twice as many items, or, in grouped batches of ``group`` negatives per
+    positive, ``max(1, batch_size // group) * (group + 1)`` items."""
 
     def __init__(self, net: gluon.Block, devices: Sequence[mx.Context], batch_size: int,
                  optimizer: str, lr: float, wd: float, kvstore=None,
-                 set_optimizer: bool = False):
+                 set_optimizer: bool = False, group: int = 1):
         self.devices = list(devices)
         self.kinds = net.tables()  # {"P.weight": "user", ...}
         capacity = -(-batch_size // len(self.devices)) + 1
-        self.capacity = {"user": capacity, "item": 2 * capacity}
-        self.net = net.twin(capacity, 2 * capacity)
+        rows = -(-max(1, batch_size // group) // len(self.devices)) + 1
+        self.capacity = {"user": capacity, "item": max(2 * capacity, rows * (group + 1))}
+        self.net = net.twin(capacity, self.capacity["item"])
         own = parameters(net)
         self.slots = {name: param for name, param in parameters(self.net).items()
                       if name in self.kinds}
@@ -139,12 +141,16 @@ class SparseBatches:
             bounds.append(parts)
             for device, part in enumerate(parts):
                 found = {"user": np.unique(users[part], return_inverse=True),
-                         "item": np.unique(np.concatenate([c[part] for c in items]),
+                         "item": np.unique(np.concatenate([c[part].ravel() for c in items]),
                                            return_inverse=True)}
                 for kind, (unique, _) in found.items():
                     rows[kind][number, device, :len(unique)] = unique
                     sizes[kind][number, device] = len(unique)
-                local.append([found["user"][1], *np.split(found["item"][1], len(items))])
+                # each item column's local ids in its own shape ((rows, k) if grouped)
+                ends = np.cumsum([c[part].size for c in items])[:-1]
+                local.append([found["user"][1], *[
+                    ids.reshape(c[part].shape)
+                    for ids, c in zip(np.split(found["item"][1], ends), items)]])
         columns = [np.concatenate([shard[column] for shard in local])
                    for column in range(len(local[0]))] if local else []
         self._plan = {

@@ -94,11 +94,22 @@ def _to_mx(values) -> mx.np.ndarray:
 
 def _forward_triplets(net, shards):
     """Positive and negative scores per device from one forward pass each: the
-    leading inputs are repeated and the two item columns stacked, which halves
-    the graph calls (a per-example network scores each row on its own)."""
+    leading inputs are repeated and the item columns stacked, which halves
+    the graph calls (a per-example network scores each row on its own). A
+    grouped batch (negatives of shape (rows, k)) scores each positive once:
+    (rows, 1) positive against (rows, k) negative scores, which the losses
+    broadcast into the batch's ``rows * k`` triplets."""
     positive, negative = [], []
     for *leading, pos_items, neg_items in zip(*shards):
         size = pos_items.shape[0]
+        if neg_items.ndim == 2:
+            width = neg_items.shape[1] + 1
+            items = mx.np.concatenate([pos_items.reshape(-1, 1), neg_items], axis=1)
+            scores = net(*[mx.np.repeat(column, width) for column in leading],
+                         items.reshape(-1)).reshape(size, width)
+            positive.append(scores[:, :1])
+            negative.append(scores[:, 1:])
+            continue
         scores = net(*[mx.np.concatenate([column, column]) for column in leading],
                      mx.np.concatenate([pos_items, neg_items]))
         positive.append(scores[:size])
@@ -140,10 +151,10 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
     for number, batch in enumerate(train_iter):
         if sparse is None:
             columns = [_to_mx(values) for values in batch]
-            batch_size = columns[0].shape[0]
+            batch_size = columns[-1].size  # triplets: rows x k in a grouped batch
             shards, model = split_and_load(columns, devices), net
         else:
-            batch_size = len(batch[0])
+            batch_size = int(np.size(batch[-1]))
             shards = [list(column) for column in zip(*sparse.shards(number))]
             model = sparse.net
         with autograd.record():

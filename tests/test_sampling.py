@@ -146,6 +146,37 @@ def test_loader_with_several_negatives_per_positive(toy):
     assert not any(n in candidates[u] for u, n in zip(pairs_users.tolist(), negatives.tolist()))
 
 
+def test_grouped_loader_gives_each_positive_once_with_its_negatives(toy):
+    users, items, candidates, num_items = toy
+    loader = PRDataset(users, items, candidates, num_items, seed=0).loader(
+        12, as_numpy=True, num_negatives=3, grouped=True)
+    assert loader.grouped and loader.num_triplets == 3 * len(users)
+    batches = list(loader)
+    assert len(batches) == len(loader) == -(-len(users) // 4)
+    assert all(b[2].shape == (len(b[0]), 3) for b in batches)
+    got = sorted(zip(np.concatenate([b[0] for b in batches]).tolist(),
+                     np.concatenate([b[1] for b in batches]).tolist()))
+    assert got == sorted(zip(users.tolist(), items.tolist()))  # each positive once
+    for user, row in zip(np.concatenate([b[0] for b in batches]).tolist(),
+                         np.concatenate([b[2] for b in batches])):
+        assert len(set(row.tolist())) == 3 and not set(row.tolist()) & set(candidates[user])
+    flat = PRDataset(users, items, candidates, num_items, seed=0).loader(
+        12, num_negatives=3, grouped=True, fill=True)
+    assert not flat.grouped  # synchronous workers keep flat batches
+
+
+def test_grouped_loader_repeats_the_few_negatives_a_user_has():
+    with pytest.warns(UserWarning, match="fewer than num_negatives=3"):
+        loader = PRDataset([0, 1, 1], [0, 1, 2], {0: [0], 1: [1, 2, 3]}, 5, seed=0).loader(
+            30, as_numpy=True, num_negatives=3, grouped=True)
+    (users, items, negatives), = list(loader)
+    rows = dict(zip(items.tolist(), negatives.tolist()))
+    assert sorted(set(rows[1])) == sorted(set(rows[2])) == [0, 4]  # the two unseen items
+    assert len(set(rows[0])) == 3 and 0 not in rows[0]
+    with pytest.raises(TypeError, match="grouped must be True or False"):
+        PRDataset([0], [0], {0: [0]}, 5).loader(4, grouped="yes")
+
+
 def test_sampler_on_a_shard_excludes_all_seen_items():
     users = np.repeat(np.arange(5), 8)
     items = np.tile(np.arange(8), 5)

@@ -116,6 +116,38 @@ def test_several_devices_agree_with_one(num_devices):
             np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
 
 
+def _grouped_step(net, batch, devices, sparse: bool, lr=0.5):
+    """One SGD step over a grouped batch ``(users, items, negatives (rows, k))``."""
+    tables = net.tables()
+    params = [p for name, p in parameters(net).items() if not sparse or name not in tables]
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": lr, "wd": 0.0})
+    batches = SparseBatches(net, devices, batch[2].size, "sgd", lr, 0.0,
+                            group=batch[2].shape[1]) if sparse else None
+    loader = [batch] if sparse else [tuple(mx.np.array(c, dtype="int32") for c in batch)]
+    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=1, flush=False,
+               sparse=batches)
+
+
+@pytest.mark.parametrize("num_devices", [1, 2])
+def test_a_grouped_batch_trains_as_its_triplets_do(num_devices):
+    # each positive scored once beside its k negatives: the step of the same
+    # rows * k triplets given flat, dense or row-sparse, on one device or two
+    devices = [mx.cpu(i) for i in range(num_devices)]
+    rng = np.random.default_rng(5)
+    users, items = rng.integers(0, 30, 10), rng.integers(0, 50, 10)
+    negatives = rng.integers(0, 50, (10, 3))
+    flat = (np.repeat(users, 3), np.repeat(items, 3), negatives.reshape(-1))
+    reference = _net([mx.cpu(0)])
+    _step(reference, flat, [mx.cpu(0)], sparse=False)
+    expected = get_weights(reference)
+    for sparse in (False, True):
+        net = _net(devices)
+        _grouped_step(net, (users, items, negatives), devices, sparse=sparse)
+        for name, value in get_weights(net).items():
+            np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-6,
+                                       err_msg=f"{name} sparse={sparse}")
+
+
 @pytest.fixture(scope="module")
 def frame():
     return synthetic(150, 120, 3000, seed=4, num_groups=5, affinity=0.9)
@@ -138,6 +170,20 @@ def test_sparse_fit_learns_and_resumes_exactly(frame, tmp_path):
                                   whole.net.score_matrix(users))
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_grouped_negatives_learn_and_resume_exactly(frame, tmp_path):
+    settings = {**SETTINGS, "num_negatives": 3, "loss": "log", "group_negatives": True}
+    whole = fit(dataset=frame, num_epochs=3, out=tmp_path / "whole", **settings)
+    assert whole.state.sampler is not None and whole.history[-1]["loss"] < whole.history[0]["loss"]
+    fit(dataset=frame, num_epochs=1, out=tmp_path / "half", **settings)
+    resumed = fit(resume=tmp_path / "half", num_epochs=3, verbose=False)
+    assert resumed.config.group_negatives
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    with pytest.raises(ValueError, match="group_negatives"):
+        fit(resume=tmp_path / "half", num_epochs=3, group_negatives=False, verbose=False)
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_default_is_dense_below_the_measured_size(frame):
     result = fit(dataset=frame, num_epochs=1, **{**SETTINGS, "sparse": None})
@@ -152,6 +198,7 @@ def test_cli_switch_reaches_fit():
     assert vars(parser.parse_args(["train", "--sparse"]))["sparse"] is True
     assert vars(parser.parse_args(["train", "--dense"]))["sparse"] is False
     assert "sparse" not in vars(parser.parse_args(["train"]))
+    assert vars(parser.parse_args(["train", "--group-negatives"]))["group_negatives"] is True
     devices = vars(parser.parse_args(["train", "--devices", "cpu:0,cpu:1"]))["devices"]
     assert devices == "cpu:0,cpu:1"
 
