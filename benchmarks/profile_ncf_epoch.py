@@ -14,6 +14,7 @@ not know are left out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import time
 
@@ -48,9 +49,9 @@ def main() -> None:
                 "eval_step": 0, "validation": False, "patience": 0, "verbose": False,
                 "batch_size": args.batch_size, "sparse": args.sparse,
                 "group_negatives": args.group_negatives, "k": 10, "ks": (10,)}
-    known = inspect.signature(neumf.fit).parameters
-    if "kwargs" not in known:
-        settings = {key: value for key, value in settings.items() if key in known}
+    known = set(inspect.signature(neumf.fit).parameters) | {
+        spec.name for spec in dataclasses.fields(neumf.FitConfig)}
+    settings = {key: value for key, value in settings.items() if key in known}
     result = neumf.fit(**settings)  # warm-up: graphs, allocations
     mx.profiler.set_config(profile_all=True, aggregate_stats=True,
                            filename="/tmp/neumf-profile.json")
