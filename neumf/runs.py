@@ -301,6 +301,17 @@ def _sampler_state(state: TrainingState | None):
     return state.saved_sampler
 
 
+def read_manifest(path: Path, missing: str) -> Any:
+    """The JSON value in ``path``: a RunError saying ``missing`` where there is
+    no such file, or naming the file where it is not JSON."""
+    if not path.is_file():
+        raise RunError(missing)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
+
+
 def _write_json(path: Path, value) -> None:
     def write(name: str) -> None:
         with open(name, "w", encoding="utf-8") as handle:
@@ -399,13 +410,8 @@ def read_run(run_dir: PathLike) -> SavedRun:
     the recorded SHA-256. A RunError names the file and what is wrong."""
     run_dir = check_path("run_dir", run_dir)
     path = run_dir / MANIFEST
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a complete neumf run; missing {MANIFEST} (no "
-                       "checkpoint was finished there)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_manifest(path, f"{run_dir}: not a complete neumf run; missing {MANIFEST} "
+                                   "(no checkpoint was finished there)")
     if not isinstance(manifest, dict) or manifest.get("library") != "neumf" \
             or manifest.get("format") not in READABLE_FORMATS:
         found = manifest.get("format") if isinstance(manifest, dict) else None

@@ -36,6 +36,7 @@ from .runs import (
     EXPORT_SEEN,
     FitResult,
     RunError,
+    read_manifest,
 )
 from .scoring import ScorerSpec, score_all
 
@@ -111,13 +112,8 @@ class Recommender:
 
 def _check_export(folder: Path) -> Dict:
     path = folder / EXPORT_MANIFEST
-    if not path.is_file():
-        raise RunError(f"{folder}: not a neumf export; missing {EXPORT_MANIFEST} (write one "
-                       "with FitResult.export(folder) or 'neumf export')")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_manifest(path, f"{folder}: not a neumf export; missing {EXPORT_MANIFEST} "
+                                   "(write one with FitResult.export(folder) or 'neumf export')")
     if not isinstance(manifest, dict) or manifest.get("library") != "neumf-export" \
             or manifest.get("format") != 1 or "sha256" not in manifest:
         raise RunError(f"{path}: not a neumf export of format 1")
