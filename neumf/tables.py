@@ -323,14 +323,38 @@ def _csv_options(layout: Layout, header: bool) -> Dict:
 
 # An integer written another way than Python writes it ("007", "+7"): as text ids,
 # "007" and "7" are two ids, which parsing them as numbers would merge.
-_UNCANONICAL = re.compile(r"(?:^|[\s,;|:])[+-]?0\d|(?:^|[\s,;|:])\+\d", re.M)
+_SEPARATORS = np.zeros(256, dtype=bool)
+_SEPARATORS[np.frombuffer(b" \t\r\n\x0b\x0c,;|:", dtype=np.uint8)] = True
+_CHUNK = 1 << 24  # bytes scanned at a time: bounded memory on files of any size
+
+
+def _uncanonical_numbers(text: str) -> bool:
+    """Whether a field of ``text`` is a number written as a number parser
+    would not write it back: a leading zero (``007``, ``-07``) or a plus sign
+    (``+7``). Vectorized over the field starts (a regex took 2 s per million
+    lines)."""
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    for begin in range(0, data.size, _CHUNK):
+        chunk = data[max(0, begin - 1):begin + _CHUNK + 2]
+        starts = np.flatnonzero(_SEPARATORS[chunk[:-1]]) + 1
+        if begin == 0:
+            starts = np.concatenate(([0], starts))
+        starts = starts[starts < min(chunk.size, _CHUNK + (begin > 0))]
+        padded = np.concatenate((chunk, np.zeros(2, dtype=np.uint8)))
+        first, second, third = padded[starts], padded[starts + 1], padded[starts + 2]
+        digit2, digit3 = (second >= 48) & (second <= 57), (third >= 48) & (third <= 57)
+        signed = (first == 43) | (first == 45)
+        if ((first == 48) & digit2 | (first == 43) & digit2
+                | signed & (second == 48) & digit3).any():
+            return True
+    return False
 
 
 def _read_numeric(path: Path, layout: Layout, text: str) -> pd.DataFrame | None:
     """The fast path for files of numbers (large data): int64 ids and timestamps,
     float64 ratings, range-checked vectorized. None when it does not apply."""
     used = _used(layout)
-    if any(layout.kind(role) == "id" for _, role in used) and _UNCANONICAL.search(text):
+    if any(layout.kind(role) == "id" for _, role in used) and _uncanonical_numbers(text):
         return None
     dtypes = {position: np.float64 if layout.kind(role) == "number" else np.int64
               for position, role in used}

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SEEN_EVERY_ITEM, write_ncf_files
-from neumf import DataError, load_dataset, read_ratings
+from neumf import DataError, load_dataset, read_ratings, tables
 from neumf.generate import synthetic
+from neumf.tables import read_table
 
 GOOD_U_DATA = "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n2\t2\t1\t881250952\n"
 GOOD_CSV = "user,item,rating,timestamp\nu1,a,5,881250949\nu1,b,3,881250950\nu2,a,4,881250951\n"
@@ -184,3 +185,17 @@ def test_mutated_valid_files_only_raise_data_errors(tmp_path, data):
         (tmp_path / name).write_bytes(_mutate(text, data))
     for call in _fuzz_targets(tmp_path).values():
         _only_data_errors(call)
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 5])  # 5: a field start on every chunk boundary
+@pytest.mark.parametrize("twins", [("007", "7"), ("+7", "7"), ("-07", "-7")])
+def test_ids_that_a_number_would_merge_stay_apart(tmp_path, monkeypatch, chunk, twins):
+    monkeypatch.setattr(tables, "_CHUNK", chunk)
+    path = tmp_path / "ids.csv"
+    path.write_text("user,item\n" + "".join(f"{i},1\n" for i in range(8, 30))
+                    + f"{twins[0]},1\n{twins[1]},2\n")
+    users = read_table(path)["user"].astype(str).tolist()
+    assert twins[0] in users and twins[1] in users
+    plain = tmp_path / "plain.csv"
+    plain.write_text("user,item\n10,1\n7,2\n")
+    assert read_table(plain)["user"].dtype.kind == "i"  # the fast path still applies
