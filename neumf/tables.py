@@ -228,10 +228,25 @@ def _names_or_numbers_say_header(first: List[str], rows: List[List[str]]) -> boo
         for column, field in enumerate(first))
 
 
+def _first_lines(text: str, count: int) -> List[str]:
+    """The first ``count`` non-blank lines of ``text``, splitting only as much
+    of it as they need (splitting a 20M-line file took 10 s)."""
+    size = 1 << 16
+    while True:
+        whole = size >= len(text)
+        lines = text[:size].splitlines()
+        if not whole:
+            lines = lines[:-1]  # the last may be cut short
+        lines = [line for line in lines if line.strip()]
+        if whole or len(lines) >= count:
+            return lines[:count]
+        size *= 4
+
+
 def _settle_layout(path: Path, text: str, layout: Layout) -> Layout:
     """The layout with its delimiter decided, and its header too where the first
     lines tell (else ``header`` stays None: see :func:`_header_by_recurrence`)."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = _first_lines(text, _SNIFF_ROWS)
     if not lines:
         raise DataError(f"{path}: the file is empty: it holds no interactions")
     sep = layout.sep or _sniff_sep(lines[0])
