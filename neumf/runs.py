@@ -43,8 +43,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 __all__ = ["EXPORT_MANIFEST", "FitResult", "RunError", "RunLock", "SavedRun", "TrainingState",
-           "check_out", "export_net", "export_run", "load_model", "load_params", "read_run",
-           "restore_training", "save_run", "saved_data", "saved_history"]
+           "check_out", "export_net", "export_run", "load_model", "load_params", "read_manifest",
+           "read_run", "restore_training", "save_run", "saved_data", "saved_history"]
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
