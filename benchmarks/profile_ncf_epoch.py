@@ -28,9 +28,12 @@ def _operators(table: str, top: int) -> str:
     """The ``operator`` section of a profiler dump, its ``top`` costliest rows."""
     lines = table.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "operator")
-    rows = [line for line in lines[start + 4:] if line.strip()]
-    rows = rows[:next((i for i, row in enumerate(rows) if row.strip().endswith("=")),
-                      len(rows))]
+    rows = []
+    for line in lines[start + 4:]:
+        fields = line.split()
+        if len(fields) < 6:  # the end of the section
+            break
+        rows.append(line)
     body = sorted(rows, key=lambda row: -float(row.split()[-4]))
     return "\n".join(lines[start + 2:start + 4] + body[:top])
 

@@ -301,7 +301,8 @@ class FitConfig:
                                    experiment=True)
     group_negatives: bool = _setting(False, "put each positive's --num-negatives triplets in "
                                      "one batch and score the positive once (1 + k scores "
-                                     "instead of 2k); the same triplets per epoch",
+                                     "instead of 2k); the same triplets per epoch (one "
+                                     "process: distributed workers keep flat batches)",
                                      experiment=True)
 
     def __post_init__(self):

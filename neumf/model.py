@@ -39,9 +39,9 @@ def _check_hiddens(nums_hiddens: Sequence[int]) -> tuple:
 
 def _concat_columns(F, *arrays):
     """``np.concatenate(arrays, axis=1)`` by MXNet's classic Concat operator:
-    1.9.1's NumPy-mode kernel for axis 1 is about 30 times slower (7.4 ms
-    against 0.23 ms for two (5120, 64) float32 arrays) and was the costliest
-    operator of a NeuMF training step. Same values and gradients, imperative
+    1.9.1's NumPy-mode kernel for axis 1 is about 20 times slower (7.6 ms
+    against 0.39 ms for two (5120, 64) float32 arrays) and was the costliest
+    operator of a NeuMF training step (benchmarks/QUALITY.md). Same values and gradients, imperative
     and hybridized."""
     return F.concat(*[array.as_nd_ndarray() for array in arrays], dim=1).as_np_ndarray()
 
