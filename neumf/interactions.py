@@ -106,8 +106,9 @@ class SeenIndex:
             return ranks
         # keys of lower users = seen items of this user before its rank's item
         offset = users * (self.num_items + 1)
-        return ranks + np.searchsorted(self._ranks, offset + ranks, side="right") \
-            - np.searchsorted(self._ranks, offset)
+        # seen keys of lower users: where the user's own keys start (no search)
+        lower = self._starts[np.minimum(users, len(self._starts) - 1)]
+        return ranks + np.searchsorted(self._ranks, offset + ranks, side="right") - lower
 
 
 @dataclass

@@ -141,6 +141,8 @@ def sample_distinct(user_ids: np.ndarray, index: SeenIndex, count: int,
 def _repeats(ranks: np.ndarray) -> np.ndarray:
     """Boolean mask of every entry that repeats an earlier entry of its row
     (padding -1 excepted)."""
+    if ranks.shape[1] < 2:  # one per row: nothing repeats
+        return np.zeros(ranks.shape, dtype=bool)
     order = np.argsort(ranks, axis=1, kind="stable")
     ordered = np.take_along_axis(ranks, order, axis=1)
     later = np.zeros(ranks.shape, dtype=bool)
