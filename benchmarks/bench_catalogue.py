@@ -56,6 +56,8 @@ record = {"triplets_per_s": sum(h["examples_per_sec"] * h["train_seconds"]
 if spec.get("validation"):
     record["val_ndcg@10"] = max(h["val_ndcg@10"] for h in result.history)
 state = result.state
+if state.sparse is not None:  # distinct users and items a batch touches
+    record["rows_per_batch"] = state.sparse.touched()
 batches = sum(-(-int(h["examples_per_sec"] * h["train_seconds"] + 0.5) // spec["batch"])
               for h in result.history)
 if state.sparse is not None and state.sparse.remote is not None:
@@ -94,15 +96,18 @@ def single() -> list:
             rows.append({**spec, "sparse": sparse, **record})
             print(json.dumps(rows[-1]), flush=True)
     print("\n| interactions | users | items | batch | MLP | dense triplets/s | sparse "
-          "triplets/s |")
-    print("|---|---|---|---|---|---|---|")
+          "triplets/s | sparse: users + items a batch touches | sparse: us per touched row |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for spec in SINGLE:
         dense, sparse = (next(row for row in rows if row["items"] == spec["items"]
                               and row["batch"] == spec["batch"] and row["sparse"] is flag)
                          for flag in (False, True))
+        touched = sparse["rows_per_batch"]
+        per_row = spec["batch"] / sparse["triplets_per_s"] / sum(touched.values()) * 1e6
         print(f"| {spec['interactions']:,} | {spec['users']:,} | {spec['items']:,} | "
               f"{spec['batch']} | {spec['hiddens']} | {dense['triplets_per_s']:,.0f} | "
-              f"{sparse['triplets_per_s']:,.0f} |")
+              f"{sparse['triplets_per_s']:,.0f} | {touched['user']:,.0f} + "
+              f"{touched['item']:,.0f} | {per_row:.2f} |")
     for batch in (8192, 256):
         small = next(row for row in rows if row["batch"] == batch and row["items"] == 5_000
                      and not row["sparse"])

@@ -87,6 +87,11 @@ def measure(path: Path, full_users: int, tables: str) -> dict:
     record["epoch_loss"] = history[0]["loss"]
     record["triplets_per_s"] = history[0]["examples_per_sec"]
     record["tables"] = tables
+    if sparse is not None:  # distinct users + items a batch touches, and the cost of each
+        record["rows_per_batch"] = sum(sparse.touched().values())
+        triplets = history[0]["examples_per_sec"] * history[0]["train_seconds"]
+        batches = -(-int(triplets + 0.5) // 8192)
+        record["us_per_row"] = record["epoch_s"] * 1e6 / batches / record["rows_per_batch"]
 
     start = time.perf_counter()
     negatives = sampled_negatives(data, 99, seed=0)
@@ -177,6 +182,15 @@ def main() -> None:
         print(f"| {r['interactions']:,} | {r['users']:,} | {r['items']:,} | "
               + " | ".join(f"{r[k]:.1f}" for k in keys) + " |")
     print("| target (20M) | | | " + " | ".join(f"< {TARGETS[k]}" for k in keys) + " |")
+    first, last = records[0], records[-1]
+    growth = f"epoch {last['interactions']:,} / {first['interactions']:,}: " \
+             f"{last['epoch_s'] / first['epoch_s']:.1f}x for " \
+             f"{last['interactions'] / first['interactions']:.0f}x the interactions"
+    if "rows_per_batch" in first:
+        growth += (f"; rows a batch touches {first['rows_per_batch']:,.0f} -> "
+                   f"{last['rows_per_batch']:,.0f}, us per touched row "
+                   f"{first['us_per_row']:.2f} -> {last['us_per_row']:.2f}")
+    print(growth)
     if args.plot:
         plot(records, Path(args.plot))
     print(json.dumps({"host_cpus": os.cpu_count(), "records": records}))

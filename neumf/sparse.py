@@ -161,6 +161,13 @@ class SparseBatches:
                                for column in columns] for device in self.devices},
             "offsets": np.cumsum([0] + [len(shard[0]) for shard in local])}
 
+    def touched(self) -> Dict[str, float]:
+        """Mean distinct rows per batch of the planned epoch, by kind
+        (``{"user": ..., "item": ...}``, summed over devices): what a batch costs."""
+        sizes = self._plan.get("sizes", {})
+        return {kind: float(value.sum(axis=1).mean()) if value.size else 0.0
+                for kind, value in sizes.items()}
+
     def shards(self, number: int) -> List[Tuple[mx.np.ndarray, ...]]:
         """Batch ``number`` of the planned epoch: its rows into the slots, and
         its shards as local ids on their devices."""

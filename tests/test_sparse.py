@@ -224,3 +224,20 @@ def test_dist_sync_workers_ship_rows_and_agree(frame, tmp_path):
         np.testing.assert_allclose(second[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
     popularity = fit(dataset=frame, model="popularity", **SETTINGS)
     assert workers[0].metrics["auc"] > popularity.metrics["auc"] + 0.1
+
+
+@pytest.mark.parametrize("devices", [[mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]])
+def test_touched_counts_the_distinct_rows_of_each_planned_batch(devices):
+    rng = np.random.default_rng(3)
+    batches = [_batch(rng, size) for size in (16, 16, 7)]
+    planner = SparseBatches(_net(devices), devices, 16, "sgd", 0.1, 0.0)
+    planner.plan(batches)
+    shards = [[slice(0, 8), slice(8, None)] if len(devices) == 2 else [slice(None)]
+              for _ in batches]
+    shards[-1] = [slice(0, 3), slice(3, None)] if len(devices) == 2 else [slice(None)]
+    expected = {"user": [], "item": []}
+    for (users, positives, negatives), parts in zip(batches, shards):
+        expected["user"].append(sum(len(set(users[p])) for p in parts))
+        expected["item"].append(sum(len(set(positives[p]) | set(negatives[p])) for p in parts))
+    assert planner.touched() == pytest.approx({kind: np.mean(counts)
+                                               for kind, counts in expected.items()})
