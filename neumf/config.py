@@ -25,6 +25,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
 PROTOCOLS = ("full", "sampled")
 MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
 DENSE_INITS = ("normal", "xavier")
+GMF_TOWERS = ("gmf", "mf")
 KVSTORES = ("device", "local", "dist_sync", "dist_async")
 SPLIT_MODES = ("random", "seq-aware")
 MONITORS = ("hr@K", "ndcg@K", "auc", "mrr")
@@ -207,6 +208,9 @@ class Pretrain:
     pretrain_optimizer: str
     pretrain_lr: float
     alpha: float
+    gmf_tower: str
+    mlp_pretrain_epochs: int | None
+    mlp_pretrain_lr: float | None
 
     def __post_init__(self):
         _settle(self, pretrain_epochs=None if self.pretrain_epochs is None
@@ -214,9 +218,26 @@ class Pretrain:
                 pretrain_optimizer=_choice("pretrain_optimizer", self.pretrain_optimizer,
                                            OPTIMIZERS),
                 pretrain_lr=check_number("pretrain_lr", self.pretrain_lr, positive=True),
-                alpha=check_number("alpha", self.alpha))
+                alpha=check_number("alpha", self.alpha),
+                gmf_tower=_choice("gmf_tower", self.gmf_tower, GMF_TOWERS),
+                mlp_pretrain_epochs=None if self.mlp_pretrain_epochs is None
+                else check_int("mlp_pretrain_epochs", self.mlp_pretrain_epochs, 1),
+                mlp_pretrain_lr=None if self.mlp_pretrain_lr is None
+                else check_number("mlp_pretrain_lr", self.mlp_pretrain_lr, positive=True))
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1]; got {self.alpha!r}")
+
+    def tower(self, tower: str, num_epochs: int) -> Dict[str, Any]:
+        """The settings that train the pretrained ``tower`` ('gmf' or 'mlp'):
+        its model, optimizer, learning rate and epochs (``num_epochs``, the
+        run's, where none is given)."""
+        if tower not in ("gmf", "mlp"):
+            raise ValueError(f"tower must be 'gmf' or 'mlp'; got {tower!r}")
+        mlp = tower == "mlp"
+        epochs = (mlp and self.mlp_pretrain_epochs) or self.pretrain_epochs or num_epochs
+        lr = (mlp and self.mlp_pretrain_lr) or self.pretrain_lr
+        return {"model": "mlp" if mlp else self.gmf_tower, "optimizer": self.pretrain_optimizer,
+                "lr": lr, "num_epochs": epochs}
 
 
 def _setting(default, help_text: str, *, experiment: bool = False):
@@ -291,6 +312,13 @@ class FitConfig:
                                   experiment=True)
     alpha: float = _setting(0.5, "weight of the GMF tower in the pretrained NeuMF's output "
                             "layer", experiment=True)
+    gmf_tower: str = _setting("gmf", "the pretrained GMF tower: gmf (its output weights h "
+                              "learned, the paper's) or mf (h fixed to ones: a dot product)",
+                              experiment=True)
+    mlp_pretrain_epochs: int | None = _setting(None, "epochs of the pretrained MLP tower, if "
+                                               "not --pretrain-epochs", experiment=True)
+    mlp_pretrain_lr: float | None = _setting(None, "learning rate of the pretrained MLP "
+                                             "tower, if not --pretrain-lr", experiment=True)
     kvstore: str = _setting("device", "gradient aggregation: device or local across "
                             "--devices; dist_sync or dist_async across the workers of "
                             "'neumf launch'")
@@ -368,6 +396,7 @@ EXPERIMENT_SETTINGS: Tuple[str, ...] = tuple(
 # FitConfig fields that take one of a few names (also the CLI's choices)
 CHOICES: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
     "optimizer": OPTIMIZERS, "pretrain_optimizer": OPTIMIZERS, "loss": LOSSES,
+    "gmf_tower": GMF_TOWERS,
     "split_mode": SPLIT_MODES, "protocol": PROTOCOLS, "model": MODELS,
     "dense_init": DENSE_INITS, "kvstore": KVSTORES})
 
@@ -400,10 +429,13 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "mlp": types.MappingProxyType({**_TOWER, "model": "mlp"}),
     "neumf": types.MappingProxyType({**_NCF, "model": "neumf"}),
     "mf": types.MappingProxyType({**_TOWER, "model": "mf", "lr": 4e-3, "num_epochs": 12}),
-    # GMF and MLP as their presets (Adam at 2e-3 for both), joined with alpha
-    # 0.5; fine-tuning with SGD lowered validation NDCG@10 (0.4383 without,
-    # 0.4367 after one epoch at 0.05, 0.4371 after three at 0.01): none
+    # The GMF tower trained as the mf preset (h fixed to ones: on validation a
+    # dot product beats a learned h) for 10 epochs, the MLP tower as the mlp
+    # preset, joined with alpha 0.7; fine-tuning (SGD, the paper's, or Adam)
+    # lowered validation NDCG@10: none (benchmarks/QUALITY.md)
     "neumf-pretrained": types.MappingProxyType({
-        **_TOWER, "model": "neumf", "pretrain": True, "pretrain_epochs": 6,
-        "pretrain_lr": 2e-3, "num_epochs": 0, "optimizer": "sgd", "lr": 0.01}),
+        **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf",
+        "pretrain_epochs": 10, "pretrain_lr": 4e-3, "mlp_pretrain_epochs": 6,
+        "mlp_pretrain_lr": 2e-3, "alpha": 0.7, "num_epochs": 0, "optimizer": "sgd",
+        "lr": 0.01}),
 })

@@ -479,19 +479,17 @@ def _finish(result: FitResult, test_metrics: RankingEvaluator, out: Path | None)
 def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Context],
               source: Dict[str, Any], kvstore, verbose: bool,
               validation_negatives: np.ndarray | None) -> Dict[str, Dict[str, float]]:
-    """Train GMF and MLP with ``config``'s sizes (and NeuMF's validation
-    negatives) and load them into ``net``; returns each tower's test metrics."""
+    """Train GMF (or MF, ``gmf_tower='mf'``) and MLP with ``config``'s sizes
+    (and NeuMF's validation negatives) and load them into ``net``; returns each
+    tower's test metrics by model name."""
     towers, metrics = {}, {}
-    pretraining = config.pretraining
-    for model in ("gmf", "mlp"):
-        tower_config = dataclasses.replace(
-            config, model=model, pretrain=False, optimizer=pretraining.pretrain_optimizer,
-            lr=pretraining.pretrain_lr,
-            num_epochs=pretraining.pretrain_epochs or config.num_epochs)
+    for tower in ("gmf", "mlp"):
+        settings = config.pretraining.tower(tower, config.num_epochs)
+        tower_config = dataclasses.replace(config, pretrain=False, **settings)
         if verbose:
-            print(f"pretraining {model.upper()}")
-        tower = train(data, tower_config, devices, source=source, kvstore=kvstore,
-                      verbose=verbose, validation_negatives=validation_negatives)
-        towers[model], metrics[model] = tower.net, tower.metrics
-    net.load_towers(towers["gmf"], towers["mlp"], pretraining.alpha)
+            print(f"pretraining {settings['model'].upper()}")
+        trained = train(data, tower_config, devices, source=source, kvstore=kvstore,
+                        verbose=verbose, validation_negatives=validation_negatives)
+        towers[tower], metrics[settings["model"]] = trained.net, trained.metrics
+    net.load_towers(towers["gmf"], towers["mlp"], config.pretraining.alpha)
     return metrics

@@ -261,18 +261,22 @@ class NeuMF(_Ranker):
     def load_towers(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
         """Initialise from pretrained towers (the NCF paper's pretraining): P, Q
         from ``gmf``; U, V and the ReLU layers from ``mlp``; the output layer
-        becomes ``[alpha * h_gmf, (1 - alpha) * h_mlp]``. Sizes must match."""
+        becomes ``[alpha * h_gmf, (1 - alpha) * h_mlp]``, ``h_gmf`` ones where
+        ``gmf`` is a plain dot product (``output_weights=False``). Sizes must match."""
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")
-        if not getattr(gmf, "output_weights", False):
-            raise ValueError("gmf must be a GMF with learned output weights")
+        if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
+            raise TypeError(f"load_towers takes a GMF and an MLP; got {type(gmf).__name__} "
+                            f"and {type(mlp).__name__}")
         values = {}
         for tower in (gmf, mlp):
             values.update({name: value for name, value in get_weights(tower).items()
                            if name != "prediction_layer.weight"})
+        h_gmf = gmf.prediction_layer.weight.data().asnumpy() if gmf.output_weights \
+            else np.ones((1, gmf.num_factors), dtype=np.float32)
         values["prediction_layer.weight"] = np.concatenate(
-            [alpha * gmf.prediction_layer.weight.data().asnumpy(),
-             (1.0 - alpha) * mlp.prediction_layer.weight.data().asnumpy()], axis=1)
+            [alpha * h_gmf, (1.0 - alpha) * mlp.prediction_layer.weight.data().asnumpy()],
+            axis=1)
         own = parameters(self)
         if set(values) != set(own):
             raise ValueError(f"the towers' parameters {sorted(values)} do not make up this "

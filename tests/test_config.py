@@ -46,3 +46,22 @@ def test_presets_are_valid_configs_and_overridable():
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="preset must be one of"):
         fit(preset="fastest")
+
+
+def test_each_pretrained_tower_gets_its_own_settings():
+    both = FitConfig(pretrain=True, pretrain_epochs=4, pretrain_lr=0.01).pretraining
+    assert both.tower("gmf", 9) == {"model": "gmf", "optimizer": "adam", "lr": 0.01,
+                                    "num_epochs": 4}
+    assert both.tower("mlp", 9) == {**both.tower("gmf", 9), "model": "mlp"}
+    own = FitConfig(pretrain=True, gmf_tower="MF", mlp_pretrain_epochs=2,
+                    mlp_pretrain_lr=0.5).pretraining
+    assert own.tower("gmf", 9) == {"model": "mf", "optimizer": "adam", "lr": 1e-3,
+                                   "num_epochs": 9}
+    assert own.tower("mlp", 9) == {"model": "mlp", "optimizer": "adam", "lr": 0.5,
+                                   "num_epochs": 2}
+    with pytest.raises(ValueError, match="gmf_tower"):
+        FitConfig(pretrain=True, gmf_tower="neumf")
+    with pytest.raises(ValueError, match="mlp_pretrain_epochs"):
+        FitConfig(pretrain=True, mlp_pretrain_epochs=0)
+    with pytest.raises(ValueError, match="mlp_pretrain_lr"):
+        FitConfig(pretrain=True, mlp_pretrain_lr=-1.0)

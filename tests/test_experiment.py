@@ -217,6 +217,26 @@ def test_fit_with_pretraining_reports_the_towers(planted_dir):
     assert result.metrics["auc"] > max(m["auc"] for m in result.towers.values()) - 0.02
 
 
+def test_a_dot_product_tower_and_per_tower_settings_reach_pretraining(planted_dir,
+                                                                     monkeypatch):
+    trained = []
+    original = neumf.experiment.train
+
+    def recording(data, config, *args, **kwargs):
+        trained.append((config.model, config.num_epochs, config.lr))
+        return original(data, config, *args, **kwargs)
+
+    monkeypatch.setattr(neumf.experiment, "train", recording)
+    result = fit(data_dir=planted_dir, seed=0, num_factors=4, nums_hiddens=[8], num_epochs=0,
+                 batch_size=64, pretrain=True, gmf_tower="mf", pretrain_epochs=2,
+                 pretrain_lr=0.02, mlp_pretrain_epochs=1, mlp_pretrain_lr=0.01, alpha=0.7,
+                 eval_step=0, verbose=False)
+    assert trained[1:] == [("mf", 2, 0.02), ("mlp", 1, 0.01)]  # after NeuMF's own call
+    assert set(result.towers) == {"mf", "mlp"}
+    h = result.net.prediction_layer.weight.data().asnumpy()[0, :4]
+    np.testing.assert_allclose(h, np.full(4, 0.7), rtol=1e-6)  # no fine-tuning: h = alpha
+
+
 def test_pretrained_towers_share_the_negatives_drawn_once(planted_dir, monkeypatch):
     drawn = []
     original = neumf.experiment.sampled_negatives
@@ -242,7 +262,8 @@ def test_paper_presets_on_ncf_files(planted_dir, tmp_path, preset):
     write_ncf(data, tmp_path, "toy", negatives)
     # the paper's sizes and learning rate are for ML-1M: a few steps suffice here
     small = {"num_epochs": 8, "num_factors": 8, "mlp_factors": 8, "nums_hiddens": [16, 8],
-             "batch_size": 64, "pretrain_lr": 0.02, "pretrain_epochs": 8}
+             "batch_size": 64, "pretrain_lr": 0.02, "pretrain_epochs": 8,
+             "mlp_pretrain_lr": 0.02, "mlp_pretrain_epochs": 8}
     if preset != "neumf-pretrained":
         small["lr"] = 0.02
     result = fit(dataset="ncf", data_dir=tmp_path, name="toy", preset=preset, seed=0,

@@ -128,6 +128,22 @@ def test_pretraining_loads_both_towers_and_weights_the_output_layer():
         rtol=1e-4, atol=1e-5)
 
 
+def test_a_dot_product_gmf_tower_starts_neumf_with_h_ones():
+    mf, mlp = GMF(4, 5, 9, output_weights=False), MLP(3, 5, 9, [6, 2])
+    net = NeuMF(4, 5, 9, [6, 2], mlp_factors=3)
+    for block in (mf, mlp, net):
+        block.initialize(mx.init.Normal(1.0))
+    net.load_towers(mf, mlp, alpha=0.7)
+    np.testing.assert_allclose(net.prediction_layer.weight.data().asnumpy()[0, :4],
+                               np.full(4, 0.7), rtol=1e-6)
+    np.testing.assert_allclose(
+        net.score_matrix(np.arange(5)),
+        0.7 * mf.score_matrix(np.arange(5)) + 0.3 * mlp.score_matrix(np.arange(5)),
+        rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="a GMF and an MLP"):
+        net.load_towers(mlp, mf)
+
+
 def test_pretraining_refuses_mismatched_towers():
     gmf, mlp = GMF(4, 5, 9), MLP(3, 5, 9, [6, 2])
     net = NeuMF(4, 5, 9, [6, 2])  # MLP embeddings of 4, not 3
