@@ -23,7 +23,7 @@ from mxnet import gluon
 from ._gluon import get_weights, parameters, set_weights
 from ._util import check_bool, check_memory, check_path
 from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
-from .config import PRESETS, FitConfig
+from .config import PRESETS, FitConfig, Pretrain
 from .datasets import DATASETS, open_dataset
 from .devices import check_devices, try_all_gpus
 from .distributed import shard_rows
@@ -95,6 +95,7 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         out = resume if out is None else out
     else:
         config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
+    _warn_unused_pretraining(config, overrides)
     if config.training.distributed and (config.pretrain or saved is not None):
         raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
     if config.kvstore == "dist_async" and config.patience:
@@ -108,6 +109,14 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         out = check_out(out, resume=resume, overwrite=overwrite)
     given = set(overrides) | set(PRESETS[preset] if preset and saved is None else {})
     return _Plan(config, saved, None if out is None else Path(out), request, given)
+
+
+def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
+    """Pretraining settings given to a run that does not pretrain change nothing: say so."""
+    unused = sorted(set(overrides) & {spec.name for spec in dataclasses.fields(Pretrain)})
+    if unused and not config.pretrain:
+        warnings.warn(f"{', '.join(unused)} apply only with pretrain=True (--pretrain); this "
+                      "run does not pretrain, so they change nothing", UserWarning, stacklevel=4)
 
 
 def _load(plan: _Plan, verbose: bool):

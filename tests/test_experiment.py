@@ -324,3 +324,11 @@ def test_tutorial_exact_collapses_and_warns(ml100k_dir):
     assert result.history[-1]["score_spread"] == 0.0
     assert result.history[-1]["loss"] == pytest.approx(np.log(2), abs=1e-4)
     assert result.hit_rate < 0.05 and result.auc == pytest.approx(0.5, abs=0.01)  # chance
+
+
+def test_pretraining_settings_without_pretraining_are_named(planted_dir):
+    with pytest.warns(UserWarning, match="gmf_tower, mlp_pretrain_epochs apply only with "
+                                         "pretrain=True") as caught:
+        fit(data_dir=planted_dir, seed=0, num_epochs=0, gmf_tower="mf", mlp_pretrain_epochs=2,
+            verbose=False)
+    assert any(record.filename == __file__ for record in caught)  # points at the caller

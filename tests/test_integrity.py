@@ -159,8 +159,9 @@ def test_resume_accepts_settings_already_in_effect(planted_dir, tmp_path):
     fit(data_dir=planted_dir, out=run, **QUICK)
     # the tutorial preset is the defaults; these sizes train dense; full protocol
     # ignores eval_negatives; without pretraining its settings do nothing
-    fit(resume=run, num_epochs=2, verbose=False, preset="tutorial", sparse=False,
-        eval_negatives=20, pretrain_lr=0.1, mlp_factors=10)
+    with pytest.warns(UserWarning, match="pretrain_lr apply only with pretrain=True"):
+        fit(resume=run, num_epochs=2, verbose=False, preset="tutorial", sparse=False,
+            eval_negatives=20, pretrain_lr=0.1, mlp_factors=10)
     assert load_model(run).config.num_epochs == 2
     with pytest.raises(RunError, match="sparse"):
         fit(resume=run, num_epochs=3, verbose=False, sparse=True)
