@@ -30,7 +30,7 @@ KVSTORES = ("device", "local", "dist_sync", "dist_async")
 SPLIT_MODES = ("random", "seq-aware")
 MONITORS = ("hr@K", "ndcg@K", "auc", "mrr")
 # Users + items above which the embedding tables train row-sparse by default
-# (sparse=None): below it a dense step is as fast (benchmarks/bench_catalogue.py).
+# (sparse=None): below it a dense step is as fast or faster (bench_catalogue.py).
 SPARSE_ROWS = 50_000
 
 

@@ -94,8 +94,9 @@ class FitResult:
     metrics, the per-epoch history (see :func:`neumf.train_ranking`; with
     validation, also ``val_*`` metrics) and the data. ``best_epoch`` is the
     epoch whose weights ``net`` holds when early stopping restored them;
-    ``towers`` the test metrics of the pretrained GMF and MLP; ``seconds`` the
-    ``wall`` and ``cpu`` (process, all threads) seconds of the call;
+    ``towers`` the test metrics of the pretrained towers by model (gmf or mf,
+    and mlp); ``seconds`` the ``wall`` and ``cpu`` (process, all threads)
+    seconds of the call;
     ``run_dir`` the folder the run was saved in."""
 
     net: gluon.Block
