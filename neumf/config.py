@@ -431,11 +431,11 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "mf": types.MappingProxyType({**_TOWER, "model": "mf", "lr": 4e-3, "num_epochs": 12}),
     # The GMF tower trained as the mf preset (h fixed to ones: on validation a
     # dot product beats a learned h) for 10 epochs, the MLP tower as the mlp
-    # preset, joined with alpha 0.7; fine-tuning (SGD, the paper's, or Adam)
+    # preset, joined with alpha 0.8; fine-tuning (SGD, the paper's, or Adam)
     # lowered validation NDCG@10: none (benchmarks/QUALITY.md)
     "neumf-pretrained": types.MappingProxyType({
         **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf",
         "pretrain_epochs": 10, "pretrain_lr": 4e-3, "mlp_pretrain_epochs": 6,
-        "mlp_pretrain_lr": 2e-3, "alpha": 0.7, "num_epochs": 0, "optimizer": "sgd",
+        "mlp_pretrain_lr": 2e-3, "alpha": 0.8, "num_epochs": 0, "optimizer": "sgd",
         "lr": 0.01}),
 })

@@ -262,9 +262,11 @@ def test_paper_presets_on_ncf_files(planted_dir, tmp_path, preset):
     write_ncf(data, tmp_path, "toy", negatives)
     # the paper's sizes and learning rate are for ML-1M: a few steps suffice here
     small = {"num_epochs": 8, "num_factors": 8, "mlp_factors": 8, "nums_hiddens": [16, 8],
-             "batch_size": 64, "pretrain_lr": 0.02, "pretrain_epochs": 8,
-             "mlp_pretrain_lr": 0.02, "mlp_pretrain_epochs": 8}
-    if preset != "neumf-pretrained":
+             "batch_size": 64}
+    if preset == "neumf-pretrained":
+        small.update(pretrain_lr=0.02, pretrain_epochs=8, mlp_pretrain_lr=0.02,
+                     mlp_pretrain_epochs=8)
+    else:
         small["lr"] = 0.02
     result = fit(dataset="ncf", data_dir=tmp_path, name="toy", preset=preset, seed=0,
                  verbose=False, **small)
