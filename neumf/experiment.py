@@ -375,6 +375,7 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     remaining = 0 if early is not None and early.should_stop() else \
         config.num_epochs - len(result.history)
     history = list(result.history)
+    mx.nd.waitall()  # queued setup (initialising large tables) is not the first epoch's time
     history += fit_epochs(net, loader, _loss(config), trainer, devices, num_epochs=remaining,
                           evaluate=epoch_metrics, eval_every=config.evaluation.every,
                           callbacks=callbacks, initial_epoch=len(history), progress=verbose,

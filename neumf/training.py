@@ -144,7 +144,6 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
     (:class:`neumf.sparse.SparseBatches`), its twin network trains on each
     batch's rows and the touched rows of the tables are updated."""
     epoch_losses, num_examples, last_scores = [], 0, None
-    mx.nd.waitall()  # work still queued (initialising large tables) is not this epoch's
     start = time.perf_counter()
     if sparse is not None:
         train_iter = list(train_iter)  # NumPy views of the epoch's arrays
