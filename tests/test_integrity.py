@@ -704,7 +704,10 @@ def test_ctrl_c_says_where_the_checkpoint_is(planted_dir, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "neumf", "train", "--data-dir", str(planted_dir), "--seed", "0",
          "--num-epochs", "100000", "--batch-size", "16", "--quiet", "--out", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C at a terminal: a runner started in the background (SIGINT
+        # ignored, which children inherit) must not make the child deaf to it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (run / "run.json").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
