@@ -82,17 +82,16 @@ def measure(path: Path, full_users: int, tables: str) -> dict:
     loss.hybridize()
     mx.nd.waitall()  # the tables' initialisation is not the epoch's
     start = time.perf_counter()
-    history = fit_epochs(net, sampler.loader(8192, as_numpy=sparse is not None), loss,
-                         trainer, devices, num_epochs=1, sparse=sparse)
+    loader = sampler.loader(8192, as_numpy=sparse is not None)
+    history = fit_epochs(net, loader, loss, trainer, devices, num_epochs=1, sparse=sparse)
     record["epoch_s"] = time.perf_counter() - start
     record["epoch_loss"] = history[0]["loss"]
     record["triplets_per_s"] = history[0]["examples_per_sec"]
     record["tables"] = tables
     if sparse is not None:  # distinct users + items a batch touches, and the cost of each
         record["rows_per_batch"] = sum(sparse.touched().values())
-        triplets = history[0]["examples_per_sec"] * history[0]["train_seconds"]
-        batches = -(-int(triplets + 0.5) // 8192)
-        record["us_per_row"] = record["epoch_s"] * 1e6 / batches / record["rows_per_batch"]
+        record["us_per_row"] = (record["epoch_s"] * 1e6 / len(loader)
+                                / record["rows_per_batch"])
 
     start = time.perf_counter()
     negatives = sampled_negatives(data, 99, seed=0)
