@@ -27,6 +27,7 @@ MODELS = ("neumf", "gmf", "mlp", "mf", "popularity")
 DENSE_INITS = ("normal", "xavier")
 GMF_TOWERS = ("gmf", "mf")
 KVSTORES = ("device", "local", "dist_sync", "dist_async")
+LR_SCHEDULES = ("constant", "linear")
 SPLIT_MODES = ("random", "seq-aware")
 MONITORS = ("hr@K", "ndcg@K", "auc", "mrr")
 # Users + items above which the embedding tables train row-sparse by default
@@ -112,6 +113,7 @@ class TrainSpec:
     kvstore: str
     sparse: bool | None
     group_negatives: bool
+    lr_schedule: str
 
     def __post_init__(self):
         if self.sparse is not None:
@@ -124,7 +126,20 @@ class TrainSpec:
                 optimizer=_choice("optimizer", self.optimizer, OPTIMIZERS),
                 loss=_choice("loss", self.loss, LOSSES),
                 num_negatives=check_int("num_negatives", self.num_negatives, 1),
-                kvstore=_choice("kvstore", self.kvstore, KVSTORES))
+                kvstore=_choice("kvstore", self.kvstore, KVSTORES),
+                lr_schedule=_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES))
+        if self.distributed and self.lr_schedule != "constant":
+            # the parameter servers hold the optimizer, and its rate, once set
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} needs a kvstore of one process "
+                             f"(device or local); got kvstore {self.kvstore!r}")
+
+    def learning_rate(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1 to ``num_epochs``): ``lr``, or with
+        the linear schedule ``lr * (num_epochs - epoch + 1) / num_epochs``."""
+        epoch = check_int("epoch", epoch, 1)
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * max(self.num_epochs - epoch + 1, 1) / max(self.num_epochs, 1)
 
     @property
     def distributed(self) -> bool:
@@ -265,6 +280,10 @@ class FitConfig:
     lr: float = _setting(0.01, "learning rate")
     wd: float = _setting(1e-5, "weight decay")
     optimizer: str = _setting("adam", "Gluon optimizer name")
+    lr_schedule: str = _setting("constant", "learning rate across the epochs: constant, or "
+                                "linear (epoch e of E at lr x (E - e + 1) / E; each pretrained "
+                                "tower over its own epochs; on resume E is the new total)",
+                                experiment=True)
     loss: str = _setting("bpr", "loss on logits: bpr, hinge, or log (the NCF paper's "
                          "pointwise log loss)", experiment=True)
     num_negatives: int = _setting(1, "negatives sampled per positive in each epoch, distinct "
@@ -396,7 +415,7 @@ EXPERIMENT_SETTINGS: Tuple[str, ...] = tuple(
 # FitConfig fields that take one of a few names (also the CLI's choices)
 CHOICES: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
     "optimizer": OPTIMIZERS, "pretrain_optimizer": OPTIMIZERS, "loss": LOSSES,
-    "gmf_tower": GMF_TOWERS,
+    "gmf_tower": GMF_TOWERS, "lr_schedule": LR_SCHEDULES,
     "split_mode": SPLIT_MODES, "protocol": PROTOCOLS, "model": MODELS,
     "dense_init": DENSE_INITS, "kvstore": KVSTORES})
 

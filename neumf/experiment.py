@@ -379,7 +379,8 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     history += fit_epochs(net, loader, _loss(config), trainer, devices, num_epochs=remaining,
                           evaluate=epoch_metrics, eval_every=config.evaluation.every,
                           callbacks=callbacks, initial_epoch=len(history), progress=verbose,
-                          sparse=sparse)
+                          sparse=sparse, learning_rate=None
+                          if config.lr_schedule == "constant" else config.training.learning_rate)
     result.history = history
     if early is not None:
         _restore_best(result, early, verbose)

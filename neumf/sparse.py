@@ -208,6 +208,13 @@ class SparseBatches:
             else:
                 self.lazy.update(name, rows, grad, 1.0 / batch_size)
 
+    def set_learning_rate(self, lr: float) -> None:
+        """The learning rate of the following steps (one process only: the
+        parameter servers keep the rate they were given)."""
+        if self.remote is not None:
+            raise ValueError("a distributed kvstore keeps the learning rate it was given")
+        self.lazy.lr = lr
+
     def sync(self) -> None:
         """Copy the updated tables (from the servers, when distributed) to the real
         network on every device."""

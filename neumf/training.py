@@ -195,11 +195,19 @@ def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, pro
     return stats
 
 
+def _set_learning_rate(rate: float, trainer, sparse) -> None:
+    if trainer is not None:
+        trainer.set_learning_rate(rate)
+    if sparse is not None:
+        sparse.set_learning_rate(rate)
+
+
 def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
                trainer: gluon.Trainer | None, devices: Sequence[mx.Context], *,
                num_epochs: int, evaluate: Evaluate | None = None, eval_every: int | None = 1,
                callbacks: Sequence = (), initial_epoch: int = 0, flush: bool = True,
-               progress: bool = False, sparse=None) -> List[Dict[str, float]]:
+               progress: bool = False, sparse=None,
+               learning_rate: Callable[[int], float] | None = None) -> List[Dict[str, float]]:
     """Train ``net`` for ``num_epochs`` epochs on batches of triplets.
 
     Parameters
@@ -219,6 +227,9 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
         negligible weights to 0 after each epoch; a progress bar per epoch; a
         :class:`neumf.sparse.SparseBatches` for row-sparse embedding tables
         (``trainer`` then holds the dense layers only, or is None).
+    learning_rate
+        ``learning_rate(epoch)`` -> the rate of that epoch, set on ``trainer``
+        and ``sparse`` before it (None: theirs, unchanged).
 
     Returns
     -------
@@ -230,6 +241,8 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
     history: List[Dict[str, float]] = []
     metric_names: List[str] = []
     for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
+        if learning_rate is not None:
+            _set_learning_rate(learning_rate(epoch), trainer, sparse)
         stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress,
                            sparse)
         if flush and trainer is not None:

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from neumf import PRESETS, FitConfig, fit
@@ -65,3 +66,17 @@ def test_each_pretrained_tower_gets_its_own_settings():
         FitConfig(pretrain=True, mlp_pretrain_epochs=0)
     with pytest.raises(ValueError, match="mlp_pretrain_lr"):
         FitConfig(pretrain=True, mlp_pretrain_lr=-1.0)
+
+
+def test_linear_schedule_lowers_the_rate_each_epoch():
+    linear = FitConfig(lr=0.3, num_epochs=3, lr_schedule="Linear").training
+    assert linear.lr_schedule == "linear"
+    np.testing.assert_allclose([linear.learning_rate(e) for e in (1, 2, 3)], [0.3, 0.2, 0.1])
+    constant = FitConfig(lr=0.3, num_epochs=3).training
+    assert [constant.learning_rate(e) for e in (1, 2, 3)] == [0.3] * 3
+    with pytest.raises(ValueError, match="epoch"):
+        linear.learning_rate(0)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        FitConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lr_schedule 'linear' needs a kvstore of one process"):
+        FitConfig(lr_schedule="linear", kvstore="dist_sync")

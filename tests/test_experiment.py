@@ -334,3 +334,60 @@ def test_pretraining_settings_without_pretraining_are_named(planted_dir):
         fit(data_dir=planted_dir, seed=0, num_epochs=0, gmf_tower="mf", mlp_pretrain_epochs=2,
             verbose=False)
     assert any(record.filename == __file__ for record in caught)  # points at the caller
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_linear_schedule_sets_each_epochs_rate_and_resumes_it(planted_dir, tmp_path,
+                                                                monkeypatch, sparse):
+    rates = []
+    original = neumf.training._one_epoch
+
+    def recording(net, loader, loss, trainer, devices, epoch, *args):
+        rate = trainer.learning_rate
+        if sparse:  # the tables' own optimizer, beside the dense layers' Trainer
+            assert args[-1].lazy.lr == rate
+        rates.append((epoch, rate))
+        return original(net, loader, loss, trainer, devices, epoch, *args)
+
+    monkeypatch.setattr(neumf.training, "_one_epoch", recording)
+    settings = {"seed": 0, "num_factors": 4, "nums_hiddens": [8], "batch_size": 64, "lr": 0.04,
+                "lr_schedule": "linear", "sparse": sparse, "eval_step": 0, "verbose": False}
+    fit(data_dir=planted_dir, num_epochs=2, out=tmp_path / "run", **settings)
+    fit(resume=tmp_path / "run", num_epochs=4, verbose=False)  # E is the new total
+    np.testing.assert_allclose(rates, [(1, 0.04), (2, 0.02), (3, 0.02), (4, 0.01)])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(resume=tmp_path / "run", num_epochs=5, lr_schedule="constant", verbose=False)
+
+
+def test_each_pretrained_tower_follows_the_schedule_over_its_own_epochs(planted_dir,
+                                                                       monkeypatch):
+    rates = []
+    original = neumf.training._one_epoch
+
+    def recording(net, loader, loss, trainer, devices, epoch, *args):
+        rates.append((type(net).__name__, epoch, trainer.learning_rate))
+        return original(net, loader, loss, trainer, devices, epoch, *args)
+
+    monkeypatch.setattr(neumf.training, "_one_epoch", recording)
+    fit(data_dir=planted_dir, seed=0, num_factors=4, nums_hiddens=[8], num_epochs=1,
+        batch_size=64, lr=0.01, pretrain=True, pretrain_epochs=2, pretrain_lr=0.02,
+        mlp_pretrain_epochs=1, lr_schedule="linear", sparse=False, eval_step=0, verbose=False)
+    assert [(name, epoch) for name, epoch, _ in rates] == [
+        ("GMF", 1), ("GMF", 2), ("MLP", 1), ("NeuMF", 1)]
+    np.testing.assert_allclose([rate for *_, rate in rates], [0.02, 0.01, 0.02, 0.01])
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_linear_schedule_trains_as_its_rates_epoch_by_epoch_on_two_devices(
+        planted_dir, tmp_path, sparse):
+    devices = [mx.cpu(0), mx.cpu(1)]
+    settings = {"seed": 0, "num_factors": 4, "nums_hiddens": [8], "batch_size": 64,
+                "sparse": sparse, "eval_step": 0, "verbose": False, "devices": devices}
+    scheduled = fit(data_dir=planted_dir, num_epochs=2, lr=0.04, lr_schedule="linear",
+                    **settings)
+    fit(data_dir=planted_dir, num_epochs=1, lr=0.04, out=tmp_path / "run", **settings)
+    by_hand = fit(resume=tmp_path / "run", num_epochs=2, lr=0.02, verbose=False,
+                  devices=devices)
+    assert scheduled.history[-1]["loss"] == by_hand.history[-1]["loss"]
+    for name, values in _params(scheduled.net).items():
+        np.testing.assert_array_equal(values, _params(by_hand.net)[name], err_msg=name)
