@@ -289,7 +289,7 @@ def _optimizer_arrays(state: TrainingState | None, net) -> Tuple[Dict, Dict | No
     arrays, meta = ({}, {"layout": {}, "num_update": 0, "update_count": {}}) \
         if state.trainer is None else optimizer_state(state.trainer, net)
     if state.sparse is not None:
-        sparse_arrays, meta["sparse"] = state.sparse.state()
+        sparse_arrays, meta["sparse"] = state.sparse.lazy.state()
         arrays.update(sparse_arrays)
     return arrays, meta
 
@@ -491,7 +491,7 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
         if state.trainer is not None:
             restore_optimizer(state.trainer, net, arrays, meta)
         if state.sparse is not None and "sparse" in meta:
-            state.sparse.restore(arrays, meta["sparse"])
+            state.sparse.lazy.restore(arrays, meta["sparse"])
         if state.trainer is None and state.sparse is None:  # kept as saved (load_model)
             state.saved_optimizer = (arrays, meta)
     sampler_state = saved.manifest.get("sampler_rng")

@@ -9,9 +9,7 @@ with the real network), the twin runs forward and backward, and only those
 rows of the real tables are updated, by MXNet's own row-sparse (lazy) Adam or
 SGD updates: rows a batch does not touch keep their weights and optimizer
 state, and weight decay applies to the rows touched. Adam's bias correction
-counts the table's updates (as MXNet's lazy Adam does). The tables of one kind
-(P and U, Q and V) are kept side by side in one table while training, so each
-touched row is gathered and updated once: the same numbers, fewer random rows.
+counts the table's updates (as MXNet's lazy Adam does).
 """
 
 from __future__ import annotations
@@ -123,15 +121,15 @@ class SparseBatches:
                                        param.grad(device).as_nd_ndarray())
                               for device in self.devices}
                        for name, param in self.slots.items()}
-        self._groups = _Groups(self.kinds, self._full, self.devices, self.capacity)
-        self.lazy = LazyTables(self._groups.tables, optimizer, lr, wd)
+        tables = {name: param.data(self.devices[0]).as_nd_ndarray()
+                  for name, param in self._full.items()}
+        self.lazy = LazyTables(tables, optimizer, lr, wd)
         self._plan: Dict = {}
         self.remote = None if kvstore is None else _RemoteTables(
-            kvstore, self._groups.tables, optimizer, lr, wd, batch_size, set_optimizer)
+            kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
 
     def plan(self, batches: Sequence[Sequence[np.ndarray]]) -> None:
         """Rows and local ids of every shard of every batch of an epoch."""
-        self._groups.refresh()
         master, counts = self.devices[0], len(self.devices)
         rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
                 for kind, size in self.capacity.items()}
@@ -173,19 +171,18 @@ class SparseBatches:
     def shards(self, number: int) -> List[Tuple[mx.np.ndarray, ...]]:
         """Batch ``number`` of the planned epoch: its rows into the slots, and
         its shards as local ids on their devices."""
-        plan, out, groups = self._plan, [], self._groups
+        plan, out = self._plan, []
         for device_number, device in enumerate(self.devices[:len(plan["bounds"][number])]):
-            for kind in groups.names:
+            for name, kind in self.kinds.items():
                 index = plan["index"][kind][number][device_number]
-                slot = groups.slot(kind, device, self._views)
+                slot = self._views[name][device][0]
                 if self.remote is not None:  # the rows from the parameter servers
                     size = int(plan["sizes"][kind][number, device_number])
-                    slot[:size] = self.remote.pull(kind, index[:size]).as_in_context(device)
+                    slot[:size] = self.remote.pull(name, index[:size]).as_in_context(device)
                 elif device == self.devices[0]:
-                    mx.nd.take(groups.tables[kind], index, out=slot)
+                    mx.nd.take(self.lazy.tables[name], index, out=slot)
                 else:
-                    mx.nd.take(groups.tables[kind], index).copyto(slot)
-                groups.deal(kind, slot, device, self._views)
+                    mx.nd.take(self.lazy.tables[name], index).copyto(slot)
             shard = number * len(self.devices) + device_number
             start, stop = plan["offsets"][shard], plan["offsets"][shard + 1]
             out.append(tuple(column[start:stop] for column in plan["local"][device]))
@@ -194,22 +191,22 @@ class SparseBatches:
     def step(self, number: int, batch_size: int) -> None:
         """Apply the slots' gradients to the rows they stand for, summed over
         devices, scaled by ``1 / batch_size`` as the Trainer scales its own."""
-        plan, master, groups = self._plan, self.devices[0], self._groups
+        plan, master = self._plan, self.devices[0]
         used = self.devices[:len(plan["bounds"][number])]
-        for kind in groups.names:
+        for name, kind in self.kinds.items():
             sizes = plan["sizes"][kind][number]
-            grads = [groups.gradient(kind, device, int(sizes[d]), self._views)
-                     for d, device in enumerate(used)]
             if len(used) == 1:
-                rows, grad = plan["index"][kind][number][0][:int(sizes[0])], grads[0]
+                rows = plan["index"][kind][number][0][:int(sizes[0])]
+                grad = self._views[name][master][1][:int(sizes[0])]
             else:  # the same row from several devices: one summed row
                 rows, grad = _merge(
                     [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
-                    grads, master)
+                    [self._views[name][device][1][:int(sizes[d])]
+                     for d, device in enumerate(used)], master)
             if self.remote is not None:
-                self.remote.push(kind, rows, grad)
+                self.remote.push(name, rows, grad)
             else:
-                self.lazy.update(kind, rows, grad, 1.0 / batch_size)
+                self.lazy.update(name, rows, grad, 1.0 / batch_size)
 
     def set_learning_rate(self, lr: float) -> None:
         """The learning rate of the following steps (one process only: the
@@ -223,91 +220,10 @@ class SparseBatches:
         network on every device."""
         if self.remote is not None:
             self.remote.pull_all()
-        self._groups.split()
         for param in self._full.values():
             master = param.data(self.devices[0])
             for device in self.devices[1:]:
                 param.data(device)[:] = master.as_in_ctx(device)
-
-    def state(self) -> Tuple[Dict[str, mx.nd.NDArray], Dict]:
-        """The optimizer state of each real table (``sparse:<table>.<j>`` arrays
-        and JSON-ready counts), for a checkpoint."""
-        arrays, counts = {}, {}
-        for kind, spans in self._groups.spans.items():
-            for name, begin, end in spans:
-                counts[name] = self.lazy.counts[kind]
-                for j, part in enumerate(self.lazy.states.get(kind, ())):
-                    arrays[f"sparse:{name}.{j}"] = mx.nd.slice_axis(
-                        part, axis=1, begin=begin, end=end).as_in_context(mx.cpu())
-        return arrays, {"optimizer": self.lazy.optimizer, "counts": counts}
-
-    def restore(self, arrays: Dict[str, mx.nd.NDArray], meta: Dict) -> None:
-        """Take back what :meth:`state` saved."""
-        for kind, spans in self._groups.spans.items():
-            self.lazy.counts[kind] = int(meta["counts"][spans[0][0]])
-            for j, part in enumerate(self.lazy.states.get(kind, ())):
-                part[:] = mx.nd.concat(*[arrays[f"sparse:{name}.{j}"] for name, _, _ in spans],
-                                       dim=1).as_in_context(part.context)
-
-
-class _Groups:
-    """The tables of each kind side by side in one table (P beside U, Q beside
-    V): a batch gathers and updates each row it touches once, not once per
-    table, and a random row of a large table costs per row more than per byte.
-    A kind with one table is that table (shared memory); a joined one is
-    refreshed from the real tables before an epoch and split back after it."""
-
-    def __init__(self, kinds: Dict[str, str], params: Dict, devices: List[mx.Context],
-                 capacity: Dict[str, int]):
-        self.views = {name: param.data(devices[0]).as_nd_ndarray()
-                      for name, param in params.items()}
-        self.names = {kind: [name for name in kinds if kinds[name] == kind]
-                      for kind in dict.fromkeys(kinds.values())}
-        self.spans = {kind: list(zip(names, *_bounds([self.views[n].shape[1] for n in names])))
-                      for kind, names in self.names.items()}
-        self.tables = {kind: self.views[names[0]] if len(names) == 1 else
-                       mx.nd.concat(*[self.views[name] for name in names], dim=1)
-                       for kind, names in self.names.items()}
-        self._slots = {kind: {device: mx.nd.zeros((capacity[kind], self.tables[kind].shape[1]),
-                                                  ctx=device) for device in devices}
-                       for kind, names in self.names.items() if len(names) > 1}
-
-    def refresh(self) -> None:
-        """The real tables into the joined ones."""
-        for kind in self._slots:
-            mx.nd.concat(*[self.views[name] for name in self.names[kind]], dim=1,
-                         out=self.tables[kind])
-
-    def split(self) -> None:
-        """The joined tables into the real ones."""
-        for kind in self._slots:
-            for name, begin, end in self.spans[kind]:
-                mx.nd.slice_axis(self.tables[kind], axis=1, begin=begin, end=end,
-                                 out=self.views[name])
-
-    def slot(self, kind: str, device: mx.Context, views: Dict) -> mx.nd.NDArray:
-        """Where a batch's rows of ``kind`` go on ``device``: the joined slot, or
-        the one table's slot in the twin."""
-        if kind in self._slots:
-            return self._slots[kind][device]
-        return views[self.names[kind][0]][device][0]
-
-    def deal(self, kind: str, slot: mx.nd.NDArray, device: mx.Context, views: Dict) -> None:
-        """A joined slot's columns into the twin's slot of each table."""
-        if kind in self._slots:
-            for name, begin, end in self.spans[kind]:
-                mx.nd.slice_axis(slot, axis=1, begin=begin, end=end, out=views[name][device][0])
-
-    def gradient(self, kind: str, device: mx.Context, size: int, views: Dict) -> mx.nd.NDArray:
-        """The first ``size`` gradient rows of ``kind``'s slots on ``device``,
-        side by side as the joined table's."""
-        parts = [views[name][device][1][:size] for name in self.names[kind]]
-        return parts[0] if len(parts) == 1 else mx.nd.concat(*parts, dim=1)
-
-
-def _bounds(widths: List[int]) -> Tuple[List[int], List[int]]:
-    ends = np.cumsum(widths).tolist()
-    return [0] + ends[:-1], ends
 
 
 class _RemoteTables:

@@ -241,23 +241,3 @@ def test_touched_counts_the_distinct_rows_of_each_planned_batch(devices):
         expected["item"].append(sum(len(set(positives[p]) | set(negatives[p])) for p in parts))
     assert planner.touched() == pytest.approx({kind: np.mean(counts)
                                                for kind, counts in expected.items()})
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_tables_of_a_kind_train_side_by_side_and_are_saved_each_alone(frame, tmp_path):
-    # P beside U (users) and Q beside V (items), of widths 8 and 3: one gather and
-    # one update per touched row; a checkpoint keeps each table's own state
-    settings = {**SETTINGS, "mlp_factors": 3}
-    whole = fit(dataset=frame, num_epochs=3, **settings)
-    fit(dataset=frame, num_epochs=1, out=tmp_path / "run", **settings)
-    with mx.util.np_shape(True):  # as the run saved it
-        saved = mx.nd.load(str(next((tmp_path / "run").glob("optimizer-*.states"))))
-    widths = {"P.weight": 8, "U.weight": 3, "Q.weight": 8, "V.weight": 3}
-    for name, width in widths.items():
-        rows = whole.num_users if name in ("P.weight", "U.weight") else whole.num_items
-        assert [saved[f"sparse:{name}.{j}"].shape for j in (0, 1)] == [(rows, width)] * 2
-    resumed = fit(resume=tmp_path / "run", num_epochs=3, verbose=False)
-    for name in widths:
-        np.testing.assert_array_equal(
-            getattr(resumed.net, name.split(".")[0]).weight.data().asnumpy(),
-            getattr(whole.net, name.split(".")[0]).weight.data().asnumpy(), err_msg=name)
