@@ -1,3 +1,3 @@
 """The library version (one place: the package, run.json and the CLI read it)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

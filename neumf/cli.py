@@ -113,7 +113,9 @@ def _add_train(commands, track_given: bool) -> None:
     train.add_argument("--preset", choices=tuple(PRESETS), default=None,
                        help="named settings that the flags below override: best (tuned on "
                             "ML-100K), gmf, mlp, neumf, neumf-pretrained (the NCF paper's "
-                            "protocol), tutorial (default: the tutorial's settings)")
+                            "protocol), mf (a dot product, tuned on the same), tutorial "
+                            "(default: the tutorial's settings); mf and neumf train with "
+                            "--lr-schedule linear")
     _add_config_flags(train, track_given)
     train.add_argument("--devices", default=None,
                        help="devices to train on, e.g. cpu:0,cpu:1 or gpu:0,gpu:1 (default: "

@@ -137,9 +137,12 @@ class TrainSpec:
         """The learning rate of ``epoch`` (1 to ``num_epochs``): ``lr``, or with
         the linear schedule ``lr * (num_epochs - epoch + 1) / num_epochs``."""
         epoch = check_int("epoch", epoch, 1)
+        if epoch > self.num_epochs:
+            raise ValueError(f"epoch must be at most num_epochs ({self.num_epochs}); "
+                             f"got {epoch}")
         if self.lr_schedule == "constant":
             return self.lr
-        return self.lr * max(self.num_epochs - epoch + 1, 1) / max(self.num_epochs, 1)
+        return self.lr * (self.num_epochs - epoch + 1) / self.num_epochs
 
     @property
     def distributed(self) -> bool:
@@ -282,7 +285,8 @@ class FitConfig:
     optimizer: str = _setting("adam", "Gluon optimizer name")
     lr_schedule: str = _setting("constant", "learning rate across the epochs: constant, or "
                                 "linear (epoch e of E at lr x (E - e + 1) / E; each pretrained "
-                                "tower over its own epochs; on resume E is the new total)",
+                                "tower over its own epochs; on resume E is the new total; one "
+                                "process only: not with a dist_* kvstore)",
                                 experiment=True)
     loss: str = _setting("bpr", "loss on logits: bpr, hinge, or log (the NCF paper's "
                          "pointwise log loss)", experiment=True)

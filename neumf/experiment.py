@@ -94,7 +94,7 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         check_source(saved, request)
         out = resume if out is None else out
     else:
-        config = FitConfig(**{**(PRESETS[preset] if preset else {}), **overrides})
+        config = _preset_config(preset, overrides)
     _warn_unused_pretraining(config, overrides)
     if config.training.distributed and (config.pretrain or saved is not None):
         raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
@@ -109,6 +109,22 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         out = check_out(out, resume=resume, overwrite=overwrite)
     given = set(overrides) | set(PRESETS[preset] if preset and saved is None else {})
     return _Plan(config, saved, None if out is None else Path(out), request, given)
+
+
+def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfig:
+    """``preset``'s settings under ``overrides``; a preset's learning-rate schedule
+    refused by a distributed kvstore is named as the preset's, with the way out."""
+    settings = PRESETS[preset] if preset else {}
+    try:
+        return FitConfig(**{**settings, **overrides})
+    except ValueError as error:
+        if "lr_schedule" in settings and "lr_schedule" not in overrides \
+                and str(error).startswith("lr_schedule"):
+            raise ValueError(f"preset {preset!r} trains with lr_schedule "
+                             f"{settings['lr_schedule']!r}: {error}; add "
+                             "lr_schedule='constant' (--lr-schedule constant) to train it "
+                             "across processes") from None
+        raise
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:

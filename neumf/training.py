@@ -20,6 +20,7 @@ import numpy as np
 from mxnet import autograd, gluon, use_np
 from tqdm.auto import tqdm
 
+from ._util import check_number
 from .devices import check_devices, split_and_load
 from .optim_state import allow_np_updates, flush_negligible
 
@@ -63,6 +64,7 @@ class EpochStats:
     score_spread: float
     eval_seconds: float = 0.0
     metrics: Dict[str, float] = field(default_factory=dict)
+    lr: float = float("nan")
 
     @property
     def examples_per_sec(self) -> float:
@@ -71,15 +73,16 @@ class EpochStats:
     def as_dict(self, metric_names: Sequence[str] = ()) -> Dict[str, float]:
         """The history entry: ``epoch``, ``loss``, ``hit_rate`` and ``auc`` (NaN
         without evaluation), ``train_seconds``, ``eval_seconds``,
-        ``examples_per_sec``, ``score_spread`` and any further metrics (NaN for
-        each of ``metric_names`` this epoch did not evaluate)."""
+        ``examples_per_sec``, ``score_spread``, ``lr`` (the learning rate the
+        epoch trained at; NaN without an optimizer) and any further metrics (NaN
+        for each of ``metric_names`` this epoch did not evaluate)."""
         nan = float("nan")
         metrics = dict.fromkeys(("hit_rate", "auc", *metric_names), nan)
         metrics.update(self.metrics)
         return {"epoch": self.epoch, "loss": self.loss, "hit_rate": metrics.pop("hit_rate"),
                 "auc": metrics.pop("auc"), "train_seconds": self.train_seconds,
                 "eval_seconds": self.eval_seconds, "examples_per_sec": self.examples_per_sec,
-                "score_spread": self.score_spread, **metrics}
+                "score_spread": self.score_spread, "lr": self.lr, **metrics}
 
 
 def _to_mx(values) -> mx.np.ndarray:
@@ -202,6 +205,13 @@ def _set_learning_rate(rate: float, trainer, sparse) -> None:
         sparse.set_learning_rate(rate)
 
 
+def _learning_rate(trainer, sparse) -> float:
+    """The rate the next step trains at (NaN without an optimizer)."""
+    if trainer is not None:
+        return float(trainer.learning_rate)
+    return float(sparse.lazy.lr) if sparse is not None else float("nan")
+
+
 def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
                trainer: gluon.Trainer | None, devices: Sequence[mx.Context], *,
                num_epochs: int, evaluate: Evaluate | None = None, eval_every: int | None = 1,
@@ -236,15 +246,21 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
     One :meth:`EpochStats.as_dict` entry per epoch trained.
     """
     devices = check_devices(devices)
+    if learning_rate is not None and not callable(learning_rate):
+        raise TypeError("learning_rate must be a function epoch -> rate, or None; got "
+                        f"{learning_rate!r}")
     if trainer is not None:
         allow_np_updates(trainer)
     history: List[Dict[str, float]] = []
     metric_names: List[str] = []
     for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
         if learning_rate is not None:
-            _set_learning_rate(learning_rate(epoch), trainer, sparse)
+            _set_learning_rate(check_number(f"learning_rate({epoch})", learning_rate(epoch),
+                                            positive=True), trainer, sparse)
+        rate = _learning_rate(trainer, sparse)
         stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress,
                            sparse)
+        stats.lr = rate
         if flush and trainer is not None:
             flush_negligible(trainer)
         if evaluate is not None and eval_every and epoch % eval_every == 0:

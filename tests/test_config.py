@@ -74,8 +74,11 @@ def test_linear_schedule_lowers_the_rate_each_epoch():
     np.testing.assert_allclose([linear.learning_rate(e) for e in (1, 2, 3)], [0.3, 0.2, 0.1])
     constant = FitConfig(lr=0.3, num_epochs=3).training
     assert [constant.learning_rate(e) for e in (1, 2, 3)] == [0.3] * 3
-    with pytest.raises(ValueError, match="epoch"):
-        linear.learning_rate(0)
+    for epoch in (0, 4):  # epochs run from 1 to num_epochs
+        with pytest.raises(ValueError, match="epoch must be"):
+            linear.learning_rate(epoch)
+    with pytest.raises(ValueError, match="at most num_epochs"):
+        FitConfig(num_epochs=0, lr_schedule="linear").training.learning_rate(1)
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         FitConfig(lr_schedule="cosine")
     with pytest.raises(ValueError, match="lr_schedule 'linear' needs a kvstore of one process"):

@@ -12,6 +12,7 @@ import pytest
 import neumf
 from conftest import FEW_CANDIDATES, SEEN_EVERY_ITEM, write_ncf_files
 from neumf import (
+    PRESETS,
     CollapseWarning,
     FitConfig,
     evaluate_model,
@@ -353,10 +354,19 @@ def test_a_linear_schedule_sets_each_epochs_rate_and_resumes_it(planted_dir, tmp
     settings = {"seed": 0, "num_factors": 4, "nums_hiddens": [8], "batch_size": 64, "lr": 0.04,
                 "lr_schedule": "linear", "sparse": sparse, "eval_step": 0, "verbose": False}
     fit(data_dir=planted_dir, num_epochs=2, out=tmp_path / "run", **settings)
-    fit(resume=tmp_path / "run", num_epochs=4, verbose=False)  # E is the new total
+    resumed = fit(resume=tmp_path / "run", num_epochs=4, verbose=False)  # E: the new total
     np.testing.assert_allclose(rates, [(1, 0.04), (2, 0.02), (3, 0.02), (4, 0.01)])
+    assert [stats["lr"] for stats in resumed.history] == [rate for _, rate in rates]
     with pytest.raises(ValueError, match="lr_schedule"):
         fit(resume=tmp_path / "run", num_epochs=5, lr_schedule="constant", verbose=False)
+
+
+def test_a_presets_schedule_refused_across_processes_says_how_to_train_it():
+    with pytest.raises(ValueError, match=r"preset 'mf' trains with lr_schedule 'linear'.*"
+                                         r"--lr-schedule constant"):
+        fit(preset="mf", kvstore="dist_sync", verbose=False)
+    assert FitConfig(**{**PRESETS["mf"], "kvstore": "dist_sync",
+                        "lr_schedule": "constant"}).training.distributed
 
 
 def test_each_pretrained_tower_follows_the_schedule_over_its_own_epochs(planted_dir,

@@ -23,7 +23,7 @@ from neumf import (
     split_data_ml100k,
     train_ranking,
 )
-from neumf.training import score_spread_collapsed
+from neumf.training import fit_epochs, score_spread_collapsed
 
 NUM_USERS, NUM_ITEMS, K = 80, 60, 5
 
@@ -76,13 +76,30 @@ def test_history_records_every_epoch(planted):
     _, history = _train(planted, [mx.cpu()], epochs=4, eval_step=2, verbose=False)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert set(history[0]) == {"epoch", "loss", "hit_rate", "auc", "train_seconds",
-                               "eval_seconds", "examples_per_sec", "score_spread"}
+                               "eval_seconds", "examples_per_sec", "score_spread", "lr"}
     assert math.isnan(history[0]["hit_rate"]) and math.isnan(history[2]["auc"])
     assert not math.isnan(history[1]["hit_rate"]) and not math.isnan(history[3]["auc"])
     examples = len(planted[0])
     for stats in history:
         assert stats["examples_per_sec"] == pytest.approx(examples / stats["train_seconds"])
     assert history[0]["eval_seconds"] == 0.0 < history[1]["eval_seconds"]
+
+
+def test_a_learning_rate_function_is_checked(planted):
+    users, items, candidates, _ = planted
+    net = NeuMF(8, NUM_USERS, NUM_ITEMS, [8])
+    net.initialize(mx.init.Normal(0.01))
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01})
+    loader = PRDataset(users, items, candidates, NUM_ITEMS, seed=0).loader(64)
+    with pytest.raises(TypeError, match="learning_rate must be a function"):
+        fit_epochs(net, loader, BPRLoss(), trainer, [mx.cpu()], num_epochs=1,
+                   learning_rate=0.01)
+    with pytest.raises(ValueError, match=r"learning_rate\(1\) must be positive"):
+        fit_epochs(net, loader, BPRLoss(), trainer, [mx.cpu()], num_epochs=1,
+                   learning_rate=lambda epoch: -0.1)
+    history = fit_epochs(net, loader, BPRLoss(), trainer, [mx.cpu()], num_epochs=2,
+                         learning_rate=lambda epoch: 0.02 / epoch)
+    assert [stats["lr"] for stats in history] == [0.02, 0.01] == [0.02, trainer.learning_rate]
 
 
 def test_two_contexts_match_one_context(planted):
