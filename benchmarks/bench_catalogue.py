@@ -14,7 +14,10 @@ dense there). Distributed: 2 workers and 1 server on loopback, 1M
 interactions and 500,000 items, dense and sparse: bytes each worker sends
 and receives per batch (counted from the arrays pushed and pulled; dense:
 every parameter each way), triplets per second, and the validation NDCG@10
-beside one process on the same data. Each measurement runs in a fresh process.
+beside one process on the same data. Each measurement runs in a fresh process;
+with ``--repeat N`` every single-process setting runs N times, in turns (one
+round of all settings, then the next), and the tables give the median run:
+on a shared machine one run of a pair can move its ratio by 10 points.
 Prints Markdown tables and a JSON line.
 """
 
@@ -88,13 +91,16 @@ def _launch(spec: dict, workdir: Path) -> dict:
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 
 
-def single() -> list:
-    rows = []
-    for spec in SINGLE:
-        for sparse in (False, True):
-            record = _run({**spec, "sparse": sparse})
-            rows.append({**spec, "sparse": sparse, **record})
-            print(json.dumps(rows[-1]), flush=True)
+def single(repeat: int = 1) -> list:
+    runs: dict = {}
+    for round_number in range(repeat):
+        for index, spec in enumerate(SINGLE):
+            for sparse in (False, True):
+                record = {**spec, "sparse": sparse, **_run({**spec, "sparse": sparse}),
+                          "round": round_number + 1}
+                runs.setdefault((index, sparse), []).append(record)
+                print(json.dumps(record), flush=True)
+    rows = [_median(records) for records in runs.values()]
     print("\n| interactions | users | items | batch | MLP | dense triplets/s | sparse "
           "triplets/s | sparse: users + items a batch touches | sparse: us per touched row |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -113,10 +119,21 @@ def single() -> list:
                      and not row["sparse"])
         large = next(row for row in rows if row["batch"] == batch and row["items"] == 500_000
                      and row["sparse"])
+        rounds = [f"{big / little:.0%}" for little, big in
+                  zip(small["runs_triplets_per_s"], large["runs_triplets_per_s"])]
         print(f"batch {batch}: 500,000 items (sparse) {large['triplets_per_s']:,.0f} / 5,000 "
               f"items (default: dense) {small['triplets_per_s']:,.0f} = "
-              f"{large['triplets_per_s'] / small['triplets_per_s']:.0%} (target >= 80%)")
+              f"{large['triplets_per_s'] / small['triplets_per_s']:.0%} (target >= 80%)"
+              + (f"; round by round {', '.join(rounds)}" if len(rounds) > 1 else ""))
     return rows
+
+
+def _median(records: list) -> dict:
+    """The run of median throughput (the lower middle one of an even count),
+    with every run's throughput beside it."""
+    ordered = sorted(records, key=lambda record: record["triplets_per_s"])
+    return {**ordered[(len(ordered) - 1) // 2],
+            "runs_triplets_per_s": [record["triplets_per_s"] for record in records]}
 
 
 def distributed(epochs: int) -> list:
@@ -149,8 +166,13 @@ def main() -> None:
     parser.add_argument("--only-distributed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=2,
                         help="epochs of the distributed and one-process runs")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each single-process setting, in turns; the median "
+                             "counts")
     args = parser.parse_args()
-    rows = [] if args.only_distributed else single()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1; got {args.repeat}")
+    rows = [] if args.only_distributed else single(args.repeat)
     if args.distributed or args.only_distributed:
         rows += distributed(args.epochs)
     print(json.dumps(rows))
