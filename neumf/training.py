@@ -198,18 +198,25 @@ def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, pro
     return stats
 
 
-def _set_learning_rate(rate: float, trainer, sparse) -> None:
-    if trainer is not None:
-        trainer.set_learning_rate(rate)
-    if sparse is not None:
-        sparse.set_learning_rate(rate)
-
-
-def _learning_rate(trainer, sparse) -> float:
-    """The rate the next step trains at (NaN without an optimizer)."""
+def _epoch_rate(epoch: int, learning_rate, trainer, sparse) -> float:
+    """Set ``learning_rate(epoch)`` on the optimizers (when given); the rate the
+    epoch trains at (NaN without an optimizer)."""
+    if learning_rate is not None:
+        rate = check_number(f"learning_rate({epoch})", learning_rate(epoch), positive=True)
+        if trainer is not None:
+            trainer.set_learning_rate(rate)
+        if sparse is not None:
+            sparse.set_learning_rate(rate)
     if trainer is not None:
         return float(trainer.learning_rate)
     return float(sparse.lazy.lr) if sparse is not None else float("nan")
+
+
+def _evaluate_into(stats: EpochStats, net: gluon.Block, evaluate: Evaluate) -> None:
+    start = time.perf_counter()
+    with autograd.predict_mode():
+        stats.metrics = {name: float(value) for name, value in evaluate(net).items()}
+    stats.eval_seconds = time.perf_counter() - start
 
 
 def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
@@ -254,20 +261,14 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
     history: List[Dict[str, float]] = []
     metric_names: List[str] = []
     for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
-        if learning_rate is not None:
-            _set_learning_rate(check_number(f"learning_rate({epoch})", learning_rate(epoch),
-                                            positive=True), trainer, sparse)
-        rate = _learning_rate(trainer, sparse)
+        rate = _epoch_rate(epoch, learning_rate, trainer, sparse)
         stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress,
                            sparse)
         stats.lr = rate
         if flush and trainer is not None:
             flush_negligible(trainer)
         if evaluate is not None and eval_every and epoch % eval_every == 0:
-            start = time.perf_counter()
-            with autograd.predict_mode():
-                stats.metrics = {name: float(value) for name, value in evaluate(net).items()}
-            stats.eval_seconds = time.perf_counter() - start
+            _evaluate_into(stats, net, evaluate)
             metric_names = list(stats.metrics)
         history.append(stats.as_dict(metric_names))
         stop = [bool(callback.on_epoch_end(history[-1])) for callback in callbacks]

@@ -285,13 +285,11 @@ def train_ranking(
     One dict per epoch: ``epoch`` (1-based), ``loss`` (mean per training
     triplet), ``hit_rate`` and ``auc`` (NaN in epochs without evaluation),
     ``train_seconds`` (the batch loop only), ``eval_seconds``,
-    ``examples_per_sec``, ``score_spread`` (max - min score of the epoch's
-    last batch) and ``lr`` (the learning rate it trained at). A
-    :class:`neumf.CollapseWarning` is issued when that spread says every pair
-    scores the same, unless ``collapse_check`` is False. With
-    ``verbose``, a progress bar and a line per epoch. Epochs are numbered from
-    ``initial_epoch + 1``; ``on_epoch_end(stats)`` returning True stops
-    training. With ``flush``, negligible weights are set to 0 after each epoch.
+    ``examples_per_sec``, ``score_spread`` (max - min score of the last batch),
+    ``lr``. A :class:`neumf.CollapseWarning` warns when every pair scores alike, unless
+    ``collapse_check`` is False. ``verbose``: a progress bar and a line per
+    epoch. Epochs are numbered from ``initial_epoch + 1``; ``on_epoch_end(stats)``
+    returning True stops training; ``flush`` zeroes negligible weights each epoch.
     """
     num_epochs = check_int("num_epochs", num_epochs, 0)
     eval_step = check_int("eval_step", eval_step, 1)
