@@ -101,7 +101,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """The optimisation: epochs, batches, optimizer, loss and negatives."""
+    """The optimisation: epochs, batches, optimizer and its rate schedule, loss
+    and negatives."""
 
     num_epochs: int
     batch_size: int

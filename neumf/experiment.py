@@ -115,16 +115,16 @@ def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfi
     """``preset``'s settings under ``overrides``; a preset's learning-rate schedule
     refused by a distributed kvstore is named as the preset's, with the way out."""
     settings = PRESETS[preset] if preset else {}
-    try:
-        return FitConfig(**{**settings, **overrides})
-    except ValueError as error:
-        if "lr_schedule" in settings and "lr_schedule" not in overrides \
-                and str(error).startswith("lr_schedule"):
-            raise ValueError(f"preset {preset!r} trains with lr_schedule "
-                             f"{settings['lr_schedule']!r}: {error}; add "
-                             "lr_schedule='constant' (--lr-schedule constant) to train it "
-                             "across processes") from None
-        raise
+    values = {**settings, **overrides}
+    schedule = settings.get("lr_schedule", "constant")
+    if schedule != "constant" and "lr_schedule" not in overrides \
+            and str(values.get("kvstore", "")).lower().startswith("dist"):
+        raise ValueError(f"preset {preset!r} trains with lr_schedule {schedule!r}, which needs "
+                         f"a kvstore of one process; got kvstore {values['kvstore']!r}; across "
+                         "processes add lr_schedule='constant' (--lr-schedule constant) and "
+                         "num_epochs chosen for a constant rate (benchmarks/QUALITY.md): the "
+                         "preset's were chosen for the falling one")
+    return FitConfig(**values)
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
@@ -391,12 +391,13 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     remaining = 0 if early is not None and early.should_stop() else \
         config.num_epochs - len(result.history)
     history = list(result.history)
+    # a constant rate leaves the optimizers alone (a distributed one keeps it on its servers)
+    schedule = None if config.lr_schedule == "constant" else config.training.learning_rate
     mx.nd.waitall()  # queued setup (initialising large tables) is not the first epoch's time
     history += fit_epochs(net, loader, _loss(config), trainer, devices, num_epochs=remaining,
                           evaluate=epoch_metrics, eval_every=config.evaluation.every,
                           callbacks=callbacks, initial_epoch=len(history), progress=verbose,
-                          sparse=sparse, learning_rate=None
-                          if config.lr_schedule == "constant" else config.training.learning_rate)
+                          sparse=sparse, learning_rate=schedule)
     result.history = history
     if early is not None:
         _restore_best(result, early, verbose)

@@ -444,8 +444,10 @@ def read_run(run_dir: PathLike) -> SavedRun:
 
 
 def saved_history(saved: SavedRun) -> List[Dict[str, float]]:
-    """The run's per-epoch history, with JSON's nulls back as NaN."""
-    return [{key: float("nan") if value is None else value for key, value in stats.items()}
+    """The run's per-epoch history, with JSON's nulls back as NaN (and ``lr``,
+    which runs saved before 0.3.0 lack)."""
+    return [{"lr": float("nan"), **{key: float("nan") if value is None else value
+                                    for key, value in stats.items()}}
             for stats in saved.manifest["history"]]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from mxnet import gluon
 
 from ._gluon import parameters
+from ._util import check_number
 
 __all__ = ["SPARSE_OPTIMIZERS", "LazyTables", "SparseBatches"]
 
@@ -208,12 +209,18 @@ class SparseBatches:
             else:
                 self.lazy.update(name, rows, grad, 1.0 / batch_size)
 
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the tables' next step."""
+        return float(self.lazy.lr)
+
     def set_learning_rate(self, lr: float) -> None:
         """The learning rate of the following steps (one process only: the
         parameter servers keep the rate they were given)."""
         if self.remote is not None:
-            raise ValueError("a distributed kvstore keeps the learning rate it was given")
-        self.lazy.lr = lr
+            raise RuntimeError("kvstore: the parameter servers keep the learning rate they "
+                               "were given")
+        self.lazy.lr = check_number("lr", lr, positive=True)
 
     def sync(self) -> None:
         """Copy the updated tables (from the servers, when distributed) to the real

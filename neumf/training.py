@@ -209,10 +209,26 @@ def _epoch_rate(epoch: int, learning_rate, trainer, sparse) -> float:
             sparse.set_learning_rate(rate)
     if trainer is not None:
         return float(trainer.learning_rate)
-    return float(sparse.lazy.lr) if sparse is not None else float("nan")
+    return sparse.learning_rate if sparse is not None else float("nan")
+
+
+def _check_schedule(learning_rate, trainer, sparse) -> None:
+    """A function of the epoch, for optimizers in this process (parameter
+    servers keep the rate they were given)."""
+    if learning_rate is None:
+        return
+    if not callable(learning_rate):
+        raise TypeError("learning_rate must be a function epoch -> rate, or None; got "
+                        f"{learning_rate!r}")
+    store = trainer._kvstore_params["kvstore"] if trainer is not None else None
+    kind = store if isinstance(store, str) else getattr(store, "type", "")
+    if "dist" in str(kind) or (sparse is not None and sparse.remote is not None):
+        raise ValueError("learning_rate needs the optimizer in this process: with a dist_* "
+                         "kvstore the parameter servers keep the rate they were given")
 
 
 def _evaluate_into(stats: EpochStats, net: gluon.Block, evaluate: Evaluate) -> None:
+    """Fill ``stats``' metrics and evaluation seconds, in predict mode."""
     start = time.perf_counter()
     with autograd.predict_mode():
         stats.metrics = {name: float(value) for name, value in evaluate(net).items()}
@@ -246,16 +262,15 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
         (``trainer`` then holds the dense layers only, or is None).
     learning_rate
         ``learning_rate(epoch)`` -> the rate of that epoch, set on ``trainer``
-        and ``sparse`` before it (None: theirs, unchanged).
+        and ``sparse`` before it (None: theirs, unchanged); not with a
+        distributed kvstore, whose servers keep the rate they were given.
 
     Returns
     -------
     One :meth:`EpochStats.as_dict` entry per epoch trained.
     """
     devices = check_devices(devices)
-    if learning_rate is not None and not callable(learning_rate):
-        raise TypeError("learning_rate must be a function epoch -> rate, or None; got "
-                        f"{learning_rate!r}")
+    _check_schedule(learning_rate, trainer, sparse)
     if trainer is not None:
         allow_np_updates(trainer)
     history: List[Dict[str, float]] = []

@@ -1,6 +1,7 @@
 """Saved runs, resuming, recommending and exporting."""
 
 import json
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -156,3 +157,15 @@ def test_a_run_saved_by_format_1_loads_resumes_and_recommends(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert json.loads((run / "run.json").read_text())["format"] == 2
     assert not (run / "model-0002.params").exists()  # listed by the old manifest: replaced
+
+
+def test_a_history_saved_without_lr_resumes_with_nan_there(planted_dir, tmp_path):
+    # runs saved before 0.3.0 have no per-epoch lr
+    fit(data_dir=planted_dir, seed=0, num_epochs=1, batch_size=64, eval_step=0, verbose=False,
+        out=tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    for stats in manifest["history"]:
+        del stats["lr"]
+    (tmp_path / "run" / "run.json").write_text(json.dumps(manifest))
+    resumed = fit(resume=tmp_path / "run", num_epochs=2, verbose=False)
+    assert math.isnan(resumed.history[0]["lr"]) and resumed.history[1]["lr"] == 0.01

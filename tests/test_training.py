@@ -97,6 +97,10 @@ def test_a_learning_rate_function_is_checked(planted):
     with pytest.raises(ValueError, match=r"learning_rate\(1\) must be positive"):
         fit_epochs(net, loader, BPRLoss(), trainer, [mx.cpu()], num_epochs=1,
                    learning_rate=lambda epoch: -0.1)
+    remote = gluon.Trainer(net.collect_params(), "adam", kvstore="dist_sync")
+    with pytest.raises(ValueError, match="parameter servers keep the rate"):
+        fit_epochs(net, loader, BPRLoss(), remote, [mx.cpu()], num_epochs=1,
+                   learning_rate=lambda epoch: 0.01)
     history = fit_epochs(net, loader, BPRLoss(), trainer, [mx.cpu()], num_epochs=2,
                          learning_rate=lambda epoch: 0.02 / epoch)
     assert [stats["lr"] for stats in history] == [0.02, 0.01] == [0.02, trainer.learning_rate]
