@@ -92,8 +92,8 @@ def _launch(spec: dict, workdir: Path) -> dict:
 
 
 def single(repeat: int = 1) -> list:
-    """Every SINGLE setting dense and sparse, ``repeat`` rounds; prints the table
-    of median runs and the target ratios; returns the median runs."""
+    """Every SINGLE setting dense and sparse, ``repeat`` rounds in turns; returns
+    (and prints) the median runs."""
     runs: dict = {}
     for round_number in range(repeat):
         for index, spec in enumerate(SINGLE):
@@ -103,6 +103,12 @@ def single(repeat: int = 1) -> list:
                 runs.setdefault((index, sparse), []).append(record)
                 print(json.dumps(record), flush=True)
     rows = [_median(records) for records in runs.values()]
+    _print_single(rows)
+    return rows
+
+
+def _print_single(rows: list) -> None:
+    """The table of median runs and the target ratios."""
     print("\n| interactions | users | items | batch | MLP | dense triplets/s | sparse "
           "triplets/s | sparse: users + items a batch touches | sparse: us per touched row |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -129,7 +135,6 @@ def single(repeat: int = 1) -> list:
               f"{rounds[(len(rounds) - 1) // 2]:.0%} (target >= 80%)"
               + (f"; the rounds' ratios, sorted: {', '.join(f'{r:.0%}' for r in rounds)}"
                  if len(rounds) > 1 else ""))
-    return rows
 
 
 def _median(records: list) -> dict:
