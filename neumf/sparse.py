@@ -131,6 +131,7 @@ class SparseBatches:
 
     def plan(self, batches: Sequence[Sequence[np.ndarray]]) -> None:
         """Rows and local ids of every shard of every batch of an epoch."""
+        self._plan = {}  # the last epoch's plan goes before this one is built (peak memory)
         master, counts = self.devices[0], len(self.devices)
         rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
                 for kind, size in self.capacity.items()}

@@ -241,3 +241,21 @@ def test_touched_counts_the_distinct_rows_of_each_planned_batch(devices):
         expected["item"].append(sum(len(set(positives[p]) | set(negatives[p])) for p in parts))
     assert planner.touched() == pytest.approx({kind: np.mean(counts)
                                                for kind, counts in expected.items()})
+
+
+def test_a_new_epochs_plan_is_built_after_the_last_one_is_let_go(monkeypatch):
+    # two epochs' plans alive at once cost 0.9 GiB of peak memory at 20M interactions
+    rng = np.random.default_rng(4)
+    planner = SparseBatches(_net([mx.cpu()]), [mx.cpu()], 16, "sgd", 0.1, 0.0)
+    planner.plan([_batch(rng) for _ in range(3)])
+    held = []
+    original = np.unique
+
+    def unique(*args, **kwargs):
+        held.append(len(planner._plan))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(np, "unique", unique)  # as neumf.sparse calls it
+    planner.plan([_batch(rng) for _ in range(3)])
+    assert held and set(held) == {0}
+    assert planner.touched()["user"] > 0  # the new plan is in place
