@@ -132,7 +132,9 @@ class TrainSpec:
         if self.distributed and self.lr_schedule != "constant":
             # the parameter servers hold the optimizer, and its rate, once set
             raise ValueError(f"lr_schedule {self.lr_schedule!r} needs a kvstore of one process "
-                             f"(device or local); got kvstore {self.kvstore!r}")
+                             f"(device or local); got kvstore {self.kvstore!r}; across "
+                             "processes train with lr_schedule='constant' (--lr-schedule "
+                             "constant)")
 
     def learning_rate(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (1 to ``num_epochs``): ``lr``, or with

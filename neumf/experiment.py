@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -112,19 +113,20 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
 
 
 def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfig:
-    """``preset``'s settings under ``overrides``; a preset's learning-rate schedule
-    refused by a distributed kvstore is named as the preset's, with the way out."""
+    """``preset``'s settings under ``overrides``. A refused combination that
+    involves a setting the preset brought (not one the caller gave) says so:
+    the caller may not know the preset sets it."""
     settings = PRESETS[preset] if preset else {}
-    values = {**settings, **overrides}
-    schedule = settings.get("lr_schedule", "constant")
-    if schedule != "constant" and "lr_schedule" not in overrides \
-            and str(values.get("kvstore", "")).lower().startswith("dist"):
-        raise ValueError(f"preset {preset!r} trains with lr_schedule {schedule!r}, which needs "
-                         f"a kvstore of one process; got kvstore {values['kvstore']!r}; across "
-                         "processes add lr_schedule='constant' (--lr-schedule constant) and "
-                         "num_epochs chosen for a constant rate (benchmarks/QUALITY.md): the "
-                         "preset's were chosen for the falling one")
-    return FitConfig(**values)
+    try:
+        return FitConfig(**{**settings, **overrides})
+    except ValueError as error:
+        brought = [name for name in settings if name not in overrides
+                   and re.search(rf"(?<![\w-]){name}(?![\w-])", str(error))]
+        if not brought:
+            raise
+        raise ValueError(f"{error} (preset {preset!r} sets "
+                         f"{', '.join(f'{name}={settings[name]!r}' for name in brought)})"
+                         ) from None
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
