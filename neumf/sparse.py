@@ -6,10 +6,10 @@ P, Q, U, V each batch, and MXNet's row-sparse gradients are not available for
 NumPy-mode blocks. So each batch's rows are copied into the *slots* of a small
 twin network (same kind, embedding tables of batch size, dense layers shared
 with the real network), the twin runs forward and backward, and only those
-rows of the real tables are updated, by MXNet's own row-sparse (lazy) Adam or
-SGD updates: rows a batch does not touch keep their weights and optimizer
-state, and weight decay applies to the rows touched. Adam's bias correction
-counts the table's updates (as MXNet's lazy Adam does).
+rows of the real tables are updated, with the arithmetic of MXNet's row-sparse
+(lazy) Adam or SGD: rows a batch does not touch keep their weights and
+optimizer state, and weight decay applies to the rows touched. Adam's bias
+correction counts the table's updates (as MXNet's lazy Adam does).
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ _ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 
 class LazyTables:
     """Row-sparse updates of named tables (legacy NDArrays, updated in place):
-    Adam with per-table bias correction, or plain SGD, through MXNet's sparse
-    operators with ``lazy_update=True``."""
+    Adam with per-table bias correction, or plain SGD, bit for bit as MXNet's
+    sparse operators with ``lazy_update=True`` compute them. The rows (and
+    their Adam state) are gathered, updated by the dense operator and
+    scattered back: building a row-sparse gradient waits for the backward
+    pass, these operators queue without waiting (ML-1M NeuMF epoch 44 -> 28 s)."""
 
     def __init__(self, tables: Dict[str, mx.nd.NDArray], optimizer: str, lr: float,
                  wd: float):
@@ -54,17 +57,22 @@ class LazyTables:
         """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
         their gradient rows ``grad``."""
         table = self.tables[name]
-        sparse_grad = mx.nd.sparse.row_sparse_array((grad, rows), shape=table.shape)
         self.counts[name] += 1
+        index = rows.reshape((1, -1))
+        weight = mx.nd.take(table, rows)
         if self.optimizer == "sgd":
-            mx.nd.sparse.sgd_update(table, sparse_grad, lr=self.lr, wd=self.wd,
-                                    rescale_grad=rescale, lazy_update=True, out=table)
+            mx.nd.sgd_update(weight, grad, lr=self.lr, wd=self.wd, rescale_grad=rescale,
+                             out=weight)
+            _scatter(table, weight, index)
             return
         step = self.counts[name]
         lr = self.lr * math.sqrt(1 - _ADAM["beta2"] ** step) / (1 - _ADAM["beta1"] ** step)
         mean, var = self.states[name]
-        mx.nd.sparse.adam_update(table, sparse_grad, mean, var, lr=lr, wd=self.wd,
-                                 rescale_grad=rescale, lazy_update=True, out=table, **_ADAM)
+        rows_mean, rows_var = mx.nd.take(mean, rows), mx.nd.take(var, rows)
+        mx.nd.adam_update(weight, grad, rows_mean, rows_var, lr=lr, wd=self.wd,
+                          rescale_grad=rescale, out=weight, **_ADAM)
+        for full, part in ((table, weight), (mean, rows_mean), (var, rows_var)):
+            _scatter(full, part, index)
 
     def state(self) -> Tuple[Dict[str, mx.nd.NDArray], Dict]:
         """Arrays (``sparse:<table>.<j>``) and JSON-ready counts, for a checkpoint."""
@@ -78,6 +86,12 @@ class LazyTables:
         for name, parts in self.states.items():
             for j, part in enumerate(parts):
                 part[:] = arrays[f"sparse:{name}.{j}"].as_in_context(part.context)
+
+
+def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray) -> None:
+    """``full[index] = part`` in place, queued on MXNet's engine (no wait)."""
+    mx.nd._internal._scatter_set_nd(lhs=full, rhs=part, indices=index, out=full,
+                                    shape=full.shape)
 
 
 def _slices(size: int, count: int) -> List[slice]:
