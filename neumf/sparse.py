@@ -53,13 +53,14 @@ class LazyTables:
                        for name, table in tables.items()} if optimizer == "adam" else {}
 
     def update(self, name: str, rows: mx.nd.NDArray, grad: mx.nd.NDArray,
-               rescale: float) -> None:
+               rescale: float, gathered: mx.nd.NDArray | None = None) -> None:
         """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
-        their gradient rows ``grad``."""
+        their gradient rows ``grad``; ``gathered``: those rows' current values
+        if already copied out (a scratch copy, overwritten)."""
         table = self.tables[name]
         self.counts[name] += 1
         index = rows.reshape((1, -1))
-        weight = mx.nd.take(table, rows)
+        weight = mx.nd.take(table, rows) if gathered is None else gathered
         if self.optimizer == "sgd":
             mx.nd.sgd_update(weight, grad, lr=self.lr, wd=self.wd, rescale_grad=rescale,
                              out=weight)
@@ -210,10 +211,11 @@ class SparseBatches:
         plan, master = self._plan, self.devices[0]
         used = self.devices[:len(plan["bounds"][number])]
         for name, kind in self.kinds.items():
-            sizes = plan["sizes"][kind][number]
+            sizes, gathered = plan["sizes"][kind][number], None
             if len(used) == 1:
                 rows = plan["index"][kind][number][0][:int(sizes[0])]
-                grad = self._views[name][master][1][:int(sizes[0])]
+                # the slot still holds the rows' values (the twin only read them)
+                gathered, grad = (view[:int(sizes[0])] for view in self._views[name][master])
             else:  # the same row from several devices: one summed row
                 rows, grad = _merge(
                     [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
@@ -222,7 +224,7 @@ class SparseBatches:
             if self.remote is not None:
                 self.remote.push(name, rows, grad)
             else:
-                self.lazy.update(name, rows, grad, 1.0 / batch_size)
+                self.lazy.update(name, rows, grad, 1.0 / batch_size, gathered)
 
     @property
     def learning_rate(self) -> float:
