@@ -139,6 +139,11 @@ def _spread(last_scores) -> float:
     return float(values.max() - values.min()) if values.size else float("nan")
 
 
+# Batches Python may queue ahead of MXNet's engine: enough to overlap the two,
+# few enough that the memory of queued batches stays bounded.
+_AHEAD = 2
+
+
 @use_np
 def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
                  sparse=None) -> EpochStats:
@@ -170,6 +175,8 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
         if sparse is not None:
             sparse.step(number, batch_size)
         epoch_losses.append(batch_losses)
+        if number >= _AHEAD:  # bounded run-ahead: queued batches hold memory
+            epoch_losses[number - _AHEAD][0].wait_to_read()
         num_examples += batch_size
         last_scores = (positive, negative)
         bar.update(batch_size)
