@@ -39,7 +39,7 @@ class LazyTables:
     sparse operators with ``lazy_update=True`` compute them. The rows (and
     their Adam state) are gathered, updated by the dense operator and
     scattered back: building a row-sparse gradient waits for the backward
-    pass, these operators queue without waiting (ML-1M NeuMF epoch 44 -> 28 s)."""
+    pass, these operators queue without waiting (benchmarks/QUALITY.md)."""
 
     def __init__(self, tables: Dict[str, mx.nd.NDArray], optimizer: str, lr: float,
                  wd: float):
@@ -56,7 +56,8 @@ class LazyTables:
                rescale: float, gathered: mx.nd.NDArray | None = None) -> None:
         """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
         their gradient rows ``grad``; ``gathered``: those rows' current values
-        if already copied out (a scratch copy, overwritten)."""
+        if already copied out (the twin's slot, in one process on one device),
+        updated in place before they are scattered back."""
         table = self.tables[name]
         self.counts[name] += 1
         index = rows.reshape((1, -1))
@@ -91,6 +92,8 @@ class LazyTables:
 
 def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray) -> None:
     """``full[index] = part`` in place, queued on MXNet's engine (no wait)."""
+    # the operator NDArray.__setitem__ ends in, without the casts and stacking
+    # of its index handling (MXNet is pinned at 1.9.1, its last release)
     mx.nd._internal._scatter_set_nd(lhs=full, rhs=part, indices=index, out=full,
                                     shape=full.shape)
 

@@ -148,7 +148,8 @@ _AHEAD = 2
 def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
                  sparse=None) -> EpochStats:
     """One pass over ``train_iter``; the losses are read back once, at the end
-    (a per-batch read stalls MXNet's pipeline). With ``sparse``
+    (a per-batch read stalls MXNet's pipeline), but each batch waits for the
+    loss of the batch ``_AHEAD`` before it, so that few batches are queued. With ``sparse``
     (:class:`neumf.sparse.SparseBatches`), its twin network trains on each
     batch's rows and the touched rows of the tables are updated."""
     epoch_losses, num_examples, last_scores = [], 0, None
