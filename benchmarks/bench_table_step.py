@@ -10,7 +10,8 @@ then Adam over every row), the library's row-sparse update
 gathered, dense Adam, scattered back), MXNet's own way (a row-sparse
 gradient built, then its lazy Adam) and MXNet's lazy Adam kernel alone on a
 ready row-sparse gradient. The gradient values are ones (the cost does not
-depend on them). Median of
+depend on them); the library's update here gathers the weight rows too,
+which one-device training takes from the twin's slot instead. Median of
 ``--repeat`` rounds of 20 batches each, milliseconds per batch; the machine
 should be otherwise idle. Prints a Markdown table and a JSON line.
 """
