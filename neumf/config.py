@@ -71,6 +71,7 @@ class ModelSpec:
     init_sigma: float
     dense_init: str
     tutorial_exact: bool
+    biases: bool
 
     def __post_init__(self):
         _settle(self, model=_choice("model", self.model, MODELS),
@@ -80,9 +81,13 @@ class ModelSpec:
                 else check_int("mlp_factors", self.mlp_factors, 1),
                 init_sigma=check_number("init_sigma", self.init_sigma, positive=True),
                 dense_init=_choice("dense_init", self.dense_init, DENSE_INITS),
-                tutorial_exact=check_bool("tutorial_exact", self.tutorial_exact))
+                tutorial_exact=check_bool("tutorial_exact", self.tutorial_exact),
+                biases=check_bool("biases", self.biases))
         if self.tutorial_exact and self.model != "neumf":
             raise ValueError("tutorial_exact applies to model 'neumf' only")
+        if self.biases and self.model not in ("neumf", "gmf", "mf"):
+            raise ValueError(f"biases apply to models neumf, gmf and mf (a GMF pathway); got "
+                             f"model {self.model!r}")
 
     @property
     def mlp_width(self) -> int:
@@ -92,7 +97,7 @@ class ModelSpec:
     def num_weights(self, num_users: int, num_items: int) -> int:
         """How many weights the network has for these sizes (a memory estimate)."""
         rows = num_users + num_items
-        gmf = rows * self.num_factors + self.num_factors
+        gmf = rows * (self.num_factors + self.biases) + self.num_factors
         widths = (2 * self.mlp_width, *self.nums_hiddens)
         mlp = rows * self.mlp_width + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
         mlp += self.nums_hiddens[-1]
@@ -258,8 +263,10 @@ class Pretrain:
         mlp = tower == "mlp"
         epochs = (mlp and self.mlp_pretrain_epochs) or self.pretrain_epochs or num_epochs
         lr = (mlp and self.mlp_pretrain_lr) or self.pretrain_lr
-        return {"model": "mlp" if mlp else self.gmf_tower, "optimizer": self.pretrain_optimizer,
-                "lr": lr, "num_epochs": epochs}
+        settings = {"model": "mlp" if mlp else self.gmf_tower,
+                    "optimizer": self.pretrain_optimizer, "lr": lr, "num_epochs": epochs}
+        # the biases belong to the GMF tower (NeuMF takes them from it)
+        return {**settings, "biases": False} if mlp else settings
 
 
 def _setting(default, help_text: str, *, experiment: bool = False):
@@ -319,6 +326,9 @@ class FitConfig:
                           "product) and popularity", experiment=True)
     mlp_factors: int | None = _setting(None, "embedding width of the MLP tower, if not "
                                        "--num-factors", experiment=True)
+    biases: bool = _setting(False, "add a learned bias per user and per item to the score "
+                            "(models neumf, gmf, mf; with pretraining, the GMF tower's)",
+                            experiment=True)
     ks: Tuple[int, ...] = _setting((10, 50), "cut-offs of the final hr@k and ndcg@k (with -k)")
     validation: bool = _setting(False, "hold out each user's latest training interaction for "
                                 "per-epoch validation (model selection never sees the test "

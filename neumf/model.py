@@ -66,9 +66,30 @@ class _Ranker(nn.HybridBlock):
     nums_hiddens: tuple = ()
     output_activation = None
     # embeddings indexed by user ids and by item ids; every other child is dense
-    USER_TABLES = ("P", "U")
-    ITEM_TABLES = ("Q", "V")
+    biases = False           # a learned bias per user and per item added to the score
+    USER_TABLES = ("P", "U", "user_bias")
+    ITEM_TABLES = ("Q", "V", "item_bias")
     _sizes: dict = {}       # constructor arguments beyond the table sizes
+
+    def _add_biases(self, biases: bool, num_users: int, num_items: int) -> None:
+        self.biases = bool(biases)
+        if self.biases:
+            self.user_bias = nn.Embedding(num_users, 1)
+            self.item_bias = nn.Embedding(num_items, 1)
+
+    def _output_layer(self, in_units: int) -> nn.Dense:
+        # with biases the activation comes after them, in _finish
+        return nn.Dense(1, activation=None if self.biases else self.output_activation,
+                        use_bias=False, in_units=in_units)
+
+    def _finish(self, F, score, user_id, item_id, activated: bool):
+        """``score`` (batch, 1) plus the biases, then the output activation
+        unless the output layer ``activated`` it already."""
+        if self.biases:
+            score = score + self.user_bias(user_id) + self.item_bias(item_id)
+        if self.output_activation == "sigmoid" and not activated:
+            score = F.npx.sigmoid(score)
+        return score
 
     def tables(self) -> dict:
         """``{structural parameter name: 'user' or 'item'}`` of the embeddings."""
@@ -126,13 +147,17 @@ class GMF(_Ranker):
         Learn the output layer ``h`` (the paper's GMF) or fix it to ones (MF).
     output_activation
         ``None`` (a logit) or ``"sigmoid"``.
+    biases
+        Add a learned bias per user and per item to the score (Rendle et al.,
+        2020's matrix factorization): tables ``user_bias`` and ``item_bias``.
 
     Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
     Output: **score**, shape (batch, 1).
     """
 
     def __init__(self, num_factors: int, num_users: int, num_items: int,
-                 output_weights: bool = True, output_activation: str | None = None, **kwargs):
+                 output_weights: bool = True, output_activation: str | None = None,
+                 biases: bool = False, **kwargs):
         super().__init__(**kwargs)
         _check_sizes(output_activation, num_factors=num_factors, num_users=num_users,
                      num_items=num_items)
@@ -140,19 +165,20 @@ class GMF(_Ranker):
         self.gmf_factors, self.output_activation = num_factors, output_activation
         self.output_weights = bool(output_weights)
         self._sizes = {"num_factors": num_factors, "output_weights": self.output_weights,
-                       "output_activation": output_activation}
+                       "output_activation": output_activation, "biases": bool(biases)}
         self.P = nn.Embedding(num_users, num_factors)
         self.Q = nn.Embedding(num_items, num_factors)
+        self._add_biases(biases, num_users, num_items)
         if self.output_weights:
-            self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
-                                             in_units=num_factors)
+            self.prediction_layer = self._output_layer(num_factors)
 
     def hybrid_forward(self, F, user_id, item_id):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
         if self.output_weights:
-            return self.prediction_layer(gmf)
-        score = F.np.sum(gmf, axis=1, keepdims=True)
-        return F.npx.sigmoid(score) if self.output_activation == "sigmoid" else score
+            return self._finish(F, self.prediction_layer(gmf), user_id, item_id,
+                                activated=not self.biases)
+        return self._finish(F, F.np.sum(gmf, axis=1, keepdims=True), user_id, item_id,
+                            activated=False)
 
 
 @use_np
@@ -215,6 +241,8 @@ class NeuMF(_Ranker):
     mlp_factors
         Width of U and V when it should differ from P and Q's (the NCF paper
         sizes the MLP embeddings by its tower); default ``num_factors``.
+    biases
+        Add a learned bias per user and per item to the score (see :class:`GMF`).
 
     Inputs:
         - **user_id**: int array of shape (batch,)
@@ -233,6 +261,7 @@ class NeuMF(_Ranker):
         output_activation: str | None = None,
         *,
         mlp_factors: int | None = None,
+        biases: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -244,25 +273,29 @@ class NeuMF(_Ranker):
         self.nums_hiddens = _check_hiddens(nums_hiddens)
         self.output_activation = output_activation
         self._sizes = {"num_factors": num_factors, "nums_hiddens": self.nums_hiddens,
-                       "output_activation": output_activation, "mlp_factors": mlp_factors}
+                       "output_activation": output_activation, "mlp_factors": mlp_factors,
+                       "biases": bool(biases)}
         self.P = nn.Embedding(num_users, num_factors)
         self.Q = nn.Embedding(num_items, num_factors)
         self.U = nn.Embedding(num_users, mlp_factors)
         self.V = nn.Embedding(num_items, mlp_factors)
         self.mlp = _tower(mlp_factors, self.nums_hiddens)
-        self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
-                                         in_units=num_factors + self.nums_hiddens[-1])
+        self._add_biases(biases, num_users, num_items)
+        self.prediction_layer = self._output_layer(num_factors + self.nums_hiddens[-1])
 
     def hybrid_forward(self, F, user_id, item_id):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
         mlp = self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
-        return self.prediction_layer(_concat_columns(F, gmf, mlp))  # (batch, 1)
+        score = self.prediction_layer(_concat_columns(F, gmf, mlp))  # (batch, 1)
+        return self._finish(F, score, user_id, item_id, activated=not self.biases)
 
     def load_towers(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
         """Initialise from pretrained towers (the NCF paper's pretraining): P, Q
         from ``gmf``; U, V and the ReLU layers from ``mlp``; the output layer
         becomes ``[alpha * h_gmf, (1 - alpha) * h_mlp]``, ``h_gmf`` ones where
-        ``gmf`` is a plain dot product (``output_weights=False``). Sizes must match."""
+        ``gmf`` is a plain dot product (``output_weights=False``), and the biases
+        ``alpha`` times ``gmf``'s: the score is then ``alpha * gmf + (1 - alpha) * mlp``
+        (before any output activation). Sizes and biases must match."""
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")
         if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
@@ -272,6 +305,9 @@ class NeuMF(_Ranker):
         for tower in (gmf, mlp):
             values.update({name: value for name, value in get_weights(tower).items()
                            if name != "prediction_layer.weight"})
+        for name in ("user_bias.weight", "item_bias.weight"):
+            if name in values:
+                values[name] = alpha * values[name]
         h_gmf = gmf.prediction_layer.weight.data().asnumpy() if gmf.output_weights \
             else np.ones((1, gmf.num_factors), dtype=np.float32)
         values["prediction_layer.weight"] = np.concatenate(
@@ -336,9 +372,11 @@ def build_model(config: Union[FitConfig, ModelSpec], num_users: int,
     activation = "sigmoid" if spec.tutorial_exact else None
     if spec.model == "neumf":
         return NeuMF(spec.num_factors, num_users, num_items, spec.nums_hiddens,
-                     output_activation=activation, mlp_factors=spec.mlp_factors)
+                     output_activation=activation, mlp_factors=spec.mlp_factors,
+                     biases=spec.biases)
     if spec.model in ("gmf", "mf"):
-        return GMF(spec.num_factors, num_users, num_items, output_weights=spec.model == "gmf")
+        return GMF(spec.num_factors, num_users, num_items, output_weights=spec.model == "gmf",
+                   biases=spec.biases)
     if spec.model == "mlp":
         return MLP(spec.mlp_width, num_users, num_items, spec.nums_hiddens)
     return Popularity(num_users, num_items)

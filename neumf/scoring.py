@@ -100,7 +100,8 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
         The block's parameters by structural name (``P.weight``, ``mlp.0.bias``,
         ...). A GMF tower (``P``, ``Q``) and an MLP tower (``U``, ``V``, ``mlp.*``)
         are each optional; ``prediction_layer.weight`` covers the towers present,
-        GMF first, and is all ones when absent (plain dot-product MF).
+        GMF first, and is all ones when absent (plain dot-product MF);
+        ``user_bias.weight`` and ``item_bias.weight`` are added where present.
     user_ids
         Shape (n,), 0-based.
     num_factors
@@ -130,6 +131,8 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
         scores = user_gmf @ weights["Q.weight"].T  # (n, items)
     else:
         scores = np.zeros((len(user_ids), num_items), dtype=np.float32)
+    if "item_bias.weight" in weights:  # a model with biases (both tables)
+        scores += weights["item_bias.weight"][:, 0] + weights["user_bias.weight"][user_ids]
     if not num_layers:
         return scores
     first = weights["mlp.0.weight"]  # (hidden, 2 * mlp_factors): [U | V] halves

@@ -53,13 +53,14 @@ def test_each_pretrained_tower_gets_its_own_settings():
     both = FitConfig(pretrain=True, pretrain_epochs=4, pretrain_lr=0.01).pretraining
     assert both.tower("gmf", 9) == {"model": "gmf", "optimizer": "adam", "lr": 0.01,
                                     "num_epochs": 4}
-    assert both.tower("mlp", 9) == {**both.tower("gmf", 9), "model": "mlp"}
+    # the MLP tower has no biases to learn (the GMF tower's go to NeuMF)
+    assert both.tower("mlp", 9) == {**both.tower("gmf", 9), "model": "mlp", "biases": False}
     own = FitConfig(pretrain=True, gmf_tower="MF", mlp_pretrain_epochs=2,
                     mlp_pretrain_lr=0.5).pretraining
     assert own.tower("gmf", 9) == {"model": "mf", "optimizer": "adam", "lr": 1e-3,
                                    "num_epochs": 9}
     assert own.tower("mlp", 9) == {"model": "mlp", "optimizer": "adam", "lr": 0.5,
-                                   "num_epochs": 2}
+                                   "num_epochs": 2, "biases": False}
     with pytest.raises(ValueError, match="gmf_tower"):
         FitConfig(pretrain=True, gmf_tower="neumf")
     with pytest.raises(ValueError, match="mlp_pretrain_epochs"):

@@ -19,6 +19,7 @@ from neumf import (
     fit,
     load_dataset,
     load_model,
+    serving,
     validation_split,
     write_ncf,
 )
@@ -120,6 +121,7 @@ def test_fit_reports_its_seconds(planted_dir):
     ({"nums_hiddens": []}, ValueError, "nums_hiddens must be a non-empty list"),
     ({"lr": -1.0}, ValueError, "lr must be positive"),
     ({"split_mode": "seq_aware"}, ValueError, "split_mode must be one of"),
+    ({"biases": "yes"}, TypeError, "biases must be True or False"),
 ])
 def test_bad_overrides_fail_before_any_work(tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):
@@ -134,6 +136,7 @@ def test_bad_overrides_fail_before_any_work(tmp_path, overrides, error, message)
     ({"num_factors": -1}, "num_factors must be a positive integer"),
     ({"nums_hiddens": ()}, "nums_hiddens must be a non-empty list"),
     ({"protocol": "leave-two-out"}, "protocol must be one of"),
+    ({"model": "mlp", "biases": True}, "biases apply to models neumf, gmf and mf"),
 ])
 def test_impossible_arguments_fail_before_any_work(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -236,6 +239,34 @@ def test_a_dot_product_tower_and_per_tower_settings_reach_pretraining(planted_di
     assert set(result.towers) == {"mf", "mlp"}
     h = result.net.prediction_layer.weight.data().asnumpy()[0, :4]
     np.testing.assert_allclose(h, np.full(4, 0.7), rtol=1e-6)  # no fine-tuning: h = alpha
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_biases_train_save_load_and_serve(planted_dir, tmp_path, sparse):
+    result = fit(data_dir=planted_dir, seed=0, model="mf", biases=True, num_factors=4,
+                 num_epochs=4, batch_size=64, lr=0.05, k=10, sparse=sparse, verbose=False,
+                 out=tmp_path / "run")
+    weights = _params(result.net)
+    assert weights["item_bias.weight"].shape == (60, 1)
+    assert np.abs(weights["item_bias.weight"]).max() > 0.05  # trained, not left at the start
+    assert result.metrics["auc"] > 0.75
+    loaded = load_model(tmp_path / "run")
+    assert loaded.net.biases and loaded.config.biases
+    np.testing.assert_allclose(loaded.net.score_matrix(np.arange(5)),
+                               result.net.score_matrix(np.arange(5)))
+    users = result.data.user_ids[:4].tolist()
+    served = serving.load(result.export(tmp_path / "export")).recommend(users, k=5)
+    assert served.items == neumf.recommend(result, users, k=5).items
+
+
+def test_pretraining_with_biases_gives_them_to_neumf(planted_dir):
+    result = fit(data_dir=planted_dir, seed=0, num_factors=4, nums_hiddens=[8], num_epochs=0,
+                 batch_size=64, pretrain=True, gmf_tower="mf", biases=True, pretrain_epochs=2,
+                 pretrain_lr=0.02, mlp_pretrain_epochs=1, alpha=0.7, eval_step=0,
+                 verbose=False)
+    assert result.net.biases and set(result.towers) == {"mf", "mlp"}
+    # no fine-tuning: NeuMF's biases are alpha times the MF tower's, which learned some
+    assert np.abs(_params(result.net)["item_bias.weight"]).max() > 0.7 * 0.05
 
 
 def test_pretrained_towers_share_the_negatives_drawn_once(planted_dir, monkeypatch):

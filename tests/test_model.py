@@ -81,7 +81,10 @@ def _pairs(num_users, num_items):
 @pytest.mark.parametrize("make", [
     lambda: GMF(4, 5, 9), lambda: GMF(4, 5, 9, output_weights=False),
     lambda: MLP(3, 5, 9, [6, 2]), lambda: NeuMF(4, 5, 9, [6, 3], mlp_factors=3),
-    lambda: NeuMF(2, 5, 9, [4], output_activation="sigmoid", mlp_factors=5)])
+    lambda: NeuMF(2, 5, 9, [4], output_activation="sigmoid", mlp_factors=5),
+    lambda: GMF(4, 5, 9, biases=True), lambda: GMF(4, 5, 9, output_weights=False, biases=True),
+    lambda: NeuMF(4, 5, 9, [6, 3], mlp_factors=3, biases=True),
+    lambda: NeuMF(2, 5, 9, [4], output_activation="sigmoid", biases=True)])
 def test_every_model_scores_all_items_like_its_forward_pass(make):
     net = make()
     net.initialize(mx.init.Normal(0.5))
@@ -153,3 +156,43 @@ def test_pretraining_refuses_mismatched_towers():
         net.load_towers(gmf, mlp)
     with pytest.raises(ValueError, match="alpha"):
         net.load_towers(gmf, mlp, alpha=1.5)
+
+
+@pytest.mark.parametrize("make", [lambda b: GMF(3, 4, 6, output_weights=False, biases=b),
+                                  lambda b: GMF(3, 4, 6, biases=b),
+                                  lambda b: NeuMF(3, 4, 6, [5], biases=b)])
+def test_biases_add_a_user_and_an_item_term_to_the_score(make):
+    plain, biased = make(False), make(True)
+    for block in (plain, biased):
+        block.initialize(mx.init.Normal(1.0))
+    own = biased._collect_params_with_prefix()
+    assert own["user_bias.weight"].shape == (4, 1) and own["item_bias.weight"].shape == (6, 1)
+    for name, param in plain._collect_params_with_prefix().items():
+        own[name].set_data(param.data())
+    user_bias = own["user_bias.weight"].data().asnumpy()[:, 0]
+    item_bias = own["item_bias.weight"].data().asnumpy()[:, 0]
+    users, items = _pairs(4, 6)
+    expected = (plain(users, items).asnumpy().reshape(4, 6)
+                + user_bias[:, None] + item_bias[None, :])
+    np.testing.assert_allclose(biased(users, items).asnumpy().reshape(4, 6), expected,
+                               rtol=1e-5, atol=1e-6)
+    assert set(biased.tables()) == {"P.weight", "Q.weight", "user_bias.weight",
+                                    "item_bias.weight"} | (
+        {"U.weight", "V.weight"} if isinstance(biased, NeuMF) else set())
+    assert biased.twin(7, 8).biases
+
+
+def test_a_tower_with_biases_starts_neumf_with_alpha_times_them():
+    mf, mlp = GMF(4, 5, 9, output_weights=False, biases=True), MLP(3, 5, 9, [6, 2])
+    net = NeuMF(4, 5, 9, [6, 2], mlp_factors=3, biases=True)
+    for block in (mf, mlp, net):
+        block.initialize(mx.init.Normal(1.0))
+    net.load_towers(mf, mlp, alpha=0.6)
+    np.testing.assert_allclose(
+        net.score_matrix(np.arange(5)),
+        0.6 * mf.score_matrix(np.arange(5)) + 0.4 * mlp.score_matrix(np.arange(5)),
+        rtol=1e-4, atol=1e-5)
+    without = NeuMF(4, 5, 9, [6, 2], mlp_factors=3)
+    without.initialize()
+    with pytest.raises(ValueError, match="do not make up this NeuMF"):
+        without.load_towers(mf, mlp)
