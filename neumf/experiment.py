@@ -294,8 +294,14 @@ def _check_sizes(data: RecData, config: FitConfig) -> None:
 
 
 def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
-    """Warn when test pairs are ranked among no more candidates than the
-    largest cut-off: their hits count whatever the model does."""
+    """Warn when there are no test pairs (the metrics are then NaN), or when
+    test pairs are ranked among no more candidates than the largest cut-off:
+    their hits count whatever the model does."""
+    if len(data.test_users) == 0:
+        warnings.warn("there are no test pairs (no user has two interactions or more), so "
+                      "every metric will be NaN: the model trains, nothing measures it",
+                      UserWarning, stacklevel=4)
+        return
     k = max(config.evaluation.cutoffs())
     pairs = np.unique(data.train_users * np.int64(data.num_items) + data.train_items)
     seen = np.bincount(pairs // data.num_items, minlength=data.num_users)

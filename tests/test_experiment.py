@@ -4,9 +4,11 @@ the towers and baselines, the paper's presets, several devices, and the
 checks it makes before any work."""
 
 import math
+import warnings
 
 import mxnet as mx
 import numpy as np
+import pandas as pd
 import pytest
 
 import neumf
@@ -147,6 +149,17 @@ def test_impossible_arguments_fail_before_any_work(tmp_path, overrides, message)
 def test_k_larger_than_the_catalogue(planted_dir):
     with pytest.raises(ValueError, match="k=100 is larger than the catalogue of 60 items"):
         fit(data_dir=planted_dir, k=100, verbose=False)
+
+
+def test_no_test_pairs_is_said_not_only_shown_as_nan(tmp_path):
+    # one interaction per user: all kept for training, nothing to test
+    frame = pd.DataFrame({"user": [1, 2, 3, 4], "item": [1, 2, 3, 1], "rating": 5,
+                          "timestamp": [1, 2, 3, 4]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(dataset=frame, num_epochs=1, k=1, ks=(1,), verbose=False)
+    assert any("there are no test pairs" in str(w.message) for w in caught), caught
+    assert math.isnan(result.metrics["hr@1"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(planted_dir, tmp_path):
