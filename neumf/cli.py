@@ -76,7 +76,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, track_given: bool) -> Non
         options = {"default": argparse.SUPPRESS} if track_given else {"default": default}
         help_text = spec.metadata["help"]
         if spec.type in ("bool", bool):
-            action = argparse.BooleanOptionalAction if default else "store_true"
+            # --no-X where the default or a preset turns X on
+            both = default or any(preset.get(spec.name) for preset in PRESETS.values())
+            action = argparse.BooleanOptionalAction if both else "store_true"
             parser.add_argument(flag, action=action, help=help_text
                                 + (" (default: on)" if default else ""), **options)
         else:

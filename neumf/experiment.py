@@ -298,7 +298,7 @@ def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
     test pairs are ranked among no more candidates than the largest cut-off:
     their hits count whatever the model does."""
     if len(data.test_users) == 0:
-        warnings.warn("there are no test pairs (no user has two interactions or more), so "
+        warnings.warn("there are no test pairs left to rank (see the data's warnings), so "
                       "every metric will be NaN: the model trains, nothing measures it",
                       UserWarning, stacklevel=4)
         return

@@ -150,6 +150,8 @@ class GMF(_Ranker):
     biases
         Add a learned bias per user and per item to the score (Rendle et al.,
         2020's matrix factorization): tables ``user_bias`` and ``item_bias``.
+        A user's bias never changes their ranking; it helps a pointwise loss
+        (log) fit, and pairwise losses (BPR, hinge) cancel it.
 
     Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
     Output: **score**, shape (batch, 1).

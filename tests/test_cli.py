@@ -129,6 +129,15 @@ def test_preset_flags_override_only_when_given(planted_dir, capsys):
     assert json.loads(capsys.readouterr().out)["config"]["num_factors"] == 10
 
 
+def test_a_switch_a_preset_turns_on_can_be_turned_off(planted_dir, capsys):
+    flags = ["train", "--data-dir", str(planted_dir), "--preset", "mf", "--num-epochs", "1",
+             "--protocol", "full", "--json"]
+    main(flags)
+    assert json.loads(capsys.readouterr().out)["config"]["biases"] is True
+    main(flags + ["--no-biases"])
+    assert json.loads(capsys.readouterr().out)["config"]["biases"] is False
+
+
 def test_an_mxnet_error_is_its_message_not_its_trace():
     try:
         (mx.nd.ones((2, 3)) + mx.nd.ones((4, 5))).wait_to_read()
