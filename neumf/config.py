@@ -327,8 +327,9 @@ class FitConfig:
     mlp_factors: int | None = _setting(None, "embedding width of the MLP tower, if not "
                                        "--num-factors", experiment=True)
     biases: bool = _setting(False, "add a learned bias per user and per item to the score "
-                            "(models neumf, gmf, mf; with pretraining, the GMF tower's)",
-                            experiment=True)
+                            "(models neumf, gmf, mf; with pretraining, the GMF tower's; "
+                            "the user's learns only under the log loss: pairwise losses "
+                            "cancel it)", experiment=True)
     ks: Tuple[int, ...] = _setting((10, 50), "cut-offs of the final hr@k and ndcg@k (with -k)")
     validation: bool = _setting(False, "hold out each user's latest training interaction for "
                                 "per-epoch validation (model selection never sees the test "
@@ -470,16 +471,17 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "neumf": types.MappingProxyType({**_TOWER, "model": "neumf", "mlp_factors": 32,
                                      "nums_hiddens": (64,), "num_epochs": 5, "lr": 4e-3,
                                      "lr_schedule": "linear"}),
-    "mf": types.MappingProxyType({**_TOWER, "model": "mf", "lr": 4e-3, "num_epochs": 10,
-                                  "lr_schedule": "linear"}),
-    # The GMF tower a dot product (h fixed to ones: on validation it beats a
-    # learned h) trained as the mf preset at a constant rate (with the linear
-    # one the joined model was no better) for 10 epochs, the MLP tower as the
-    # mlp preset, joined with alpha 0.8; fine-tuning (SGD, the paper's, or Adam)
-    # lowered validation NDCG@10: none (benchmarks/QUALITY.md)
+    # a user and an item bias beside the dot product (Rendle et al., 2020)
+    "mf": types.MappingProxyType({**_TOWER, "model": "mf", "biases": True, "lr": 4e-3,
+                                  "num_epochs": 14, "lr_schedule": "linear"}),
+    # The GMF tower a dot product with biases (h fixed to ones: on validation it
+    # beats a learned h) trained as the mf preset, the MLP tower as the mlp
+    # preset but with the rate falling linearly too, joined with alpha 0.9;
+    # fine-tuning (SGD, the paper's, or Adam) lowered validation NDCG@10: none
+    # (benchmarks/QUALITY.md)
     "neumf-pretrained": types.MappingProxyType({
-        **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf",
-        "pretrain_epochs": 10, "pretrain_lr": 4e-3, "mlp_pretrain_epochs": 6,
-        "mlp_pretrain_lr": 2e-3, "alpha": 0.8, "num_epochs": 0, "optimizer": "sgd",
-        "lr": 0.01}),
+        **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf", "biases": True,
+        "pretrain_epochs": 14, "pretrain_lr": 4e-3, "mlp_pretrain_epochs": 6,
+        "mlp_pretrain_lr": 2e-3, "lr_schedule": "linear", "alpha": 0.9, "num_epochs": 0,
+        "optimizer": "sgd", "lr": 0.01}),
 })
