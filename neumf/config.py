@@ -466,11 +466,11 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
     "gmf": types.MappingProxyType({**_TOWER, "model": "gmf"}),
     "mlp": types.MappingProxyType({**_TOWER, "model": "mlp"}),
     # the towers' start with a lighter MLP (32-wide embeddings, one layer of the
-    # 64 predictive factors: the paper's MLP overfits first) and a linearly
-    # falling rate over 5 epochs
+    # 64 predictive factors: the paper's MLP overfits first), a user and an item
+    # bias, and a linearly falling rate over 5 epochs
     "neumf": types.MappingProxyType({**_TOWER, "model": "neumf", "mlp_factors": 32,
-                                     "nums_hiddens": (64,), "num_epochs": 5, "lr": 4e-3,
-                                     "lr_schedule": "linear"}),
+                                     "nums_hiddens": (64,), "biases": True, "num_epochs": 5,
+                                     "lr": 4e-3, "lr_schedule": "linear"}),
     # a user and an item bias beside the dot product (Rendle et al., 2020)
     "mf": types.MappingProxyType({**_TOWER, "model": "mf", "biases": True, "lr": 4e-3,
                                   "num_epochs": 14, "lr_schedule": "linear"}),
