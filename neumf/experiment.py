@@ -117,6 +117,12 @@ def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfi
     involves a setting the preset brought (not one the caller gave) says so:
     the caller may not know the preset sets it."""
     settings = PRESETS[preset] if preset else {}
+    if settings.get("pretrain") and overrides.get("pretrain") is False:
+        warnings.warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
+                      f"start with the settings it fine-tunes pretrained towers with "
+                      f"(optimizer {settings['optimizer']!r}, lr {settings['lr']}, num_epochs "
+                      f"{settings['num_epochs']}); preset 'neumf' is the one tuned for NeuMF "
+                      "without pretraining", UserWarning, stacklevel=4)
     try:
         return FitConfig(**{**settings, **overrides})
     except ValueError as error:

@@ -373,6 +373,14 @@ def test_tutorial_exact_collapses_and_warns(ml100k_dir):
     assert result.hit_rate < 0.05 and result.auc == pytest.approx(0.5, abs=0.01)  # chance
 
 
+def test_a_pretraining_preset_with_pretraining_off_says_what_it_trains(planted_dir):
+    with pytest.warns(UserWarning, match="preset 'neumf' is the one tuned"):
+        result = fit(data_dir=planted_dir, preset="neumf-pretrained", pretrain=False,
+                     num_epochs=1, num_factors=4, mlp_factors=4, nums_hiddens=[8], k=10,
+                     ks=(10,), protocol="full", verbose=False)
+    assert not result.config.pretrain and not result.towers
+
+
 def test_pretraining_settings_without_pretraining_are_named(planted_dir):
     with pytest.warns(UserWarning, match="gmf_tower, mlp_pretrain_epochs apply only with "
                                          "pretrain=True") as caught:
