@@ -96,6 +96,7 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         out = resume if out is None else out
     else:
         config = _preset_config(preset, overrides)
+        _warn_pretraining_preset_without_it(preset, config)
     _warn_unused_pretraining(config, overrides)
     if config.training.distributed and (config.pretrain or saved is not None):
         raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
@@ -117,12 +118,6 @@ def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfi
     involves a setting the preset brought (not one the caller gave) says so:
     the caller may not know the preset sets it."""
     settings = PRESETS[preset] if preset else {}
-    if settings.get("pretrain") and overrides.get("pretrain") is False:
-        warnings.warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
-                      f"start with the settings it fine-tunes pretrained towers with "
-                      f"(optimizer {settings['optimizer']!r}, lr {settings['lr']}, num_epochs "
-                      f"{settings['num_epochs']}); preset 'neumf' is the one tuned for NeuMF "
-                      "without pretraining", UserWarning, stacklevel=4)
     try:
         return FitConfig(**{**settings, **overrides})
     except ValueError as error:
@@ -133,6 +128,17 @@ def _preset_config(preset: str | None, overrides: Mapping[str, Any]) -> FitConfi
         raise ValueError(f"{error} (preset {preset!r} sets "
                          f"{', '.join(f'{name}={settings[name]!r}' for name in brought)})"
                          ) from None
+
+
+def _warn_pretraining_preset_without_it(preset: str | None, config: FitConfig) -> None:
+    """A pretraining preset with pretraining turned off keeps the settings it
+    fine-tunes with, not ones tuned to train NeuMF from scratch: say so."""
+    if preset and PRESETS[preset].get("pretrain") and not config.pretrain:
+        warnings.warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
+                      f"start with optimizer {config.optimizer!r}, lr {config.lr} and "
+                      f"num_epochs {config.num_epochs} (the preset's are for fine-tuning "
+                      "pretrained towers); preset 'neumf' is the one tuned for NeuMF without "
+                      "pretraining", UserWarning, stacklevel=4)
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
@@ -250,7 +256,7 @@ def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bo
     try:
         data, source, validation_negatives = _load(plan, verbose)
         config = _fit_to_catalogue(config, data.num_items, plan.given)
-        _warn_trivial_cutoff(data, config)
+        _warn_about_test_pairs(data, config)
         result = train(data, config, devices, source=source, saved=plan.saved, out=out,
                        kvstore=kvstore, verbose=verbose, live_plot=live_plot,
                        validation_negatives=validation_negatives)
@@ -299,7 +305,7 @@ def _check_sizes(data: RecData, config: FitConfig) -> None:
                  f"nums_hiddens={spec.nums_hiddens})")
 
 
-def _warn_trivial_cutoff(data: RecData, config: FitConfig) -> None:
+def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
     """Warn when there are no test pairs (the metrics are then NaN), or when
     test pairs are ranked among no more candidates than the largest cut-off:
     their hits count whatever the model does."""
