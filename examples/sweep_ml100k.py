@@ -18,7 +18,7 @@ import numpy as np
 
 import neumf
 
-# Each row changes BASE (below); factors and tower otherwise come from the "best" preset.
+# Each row changes BASE (below): NeuMF from the library's defaults.
 GRID = (
     {"loss": "bpr", "num_factors": 64, "nums_hiddens": (128, 64)},
     {"loss": "log", "num_factors": 64, "nums_hiddens": (128, 64)},
@@ -40,22 +40,24 @@ GRID = (
 REPORT = ("hr@10", "ndcg@10", "hr@50", "auc", "mrr")
 
 
-# what every row shares (the sweep's starting point), then model selection:
-# validation split, early stopping
-BASE = {"lr": 1e-3, "wd": 0.0, "num_negatives": 4, "batch_size": 1024}
+# what every row shares (the sweep's starting point: NeuMF, 128 factors, tower
+# [128, 64], BPR; row 7 is the NeuMF that was preset "best" until issue 15),
+# then model selection: validation split, early stopping
+BASE = {"model": "neumf", "num_factors": 128, "nums_hiddens": (128, 64), "loss": "bpr",
+        "lr": 1e-3, "wd": 0.0, "num_negatives": 4, "batch_size": 1024}
 SELECT = {"validation": True, "patience": 4, "num_epochs": 20, "monitor": "ndcg@10",
           "eval_step": 1}
 
 
 def select(settings: dict, seed: int, data_dir) -> dict:
-    result = neumf.fit(data_dir=data_dir, preset="best", seed=seed, verbose=False,
+    result = neumf.fit(data_dir=data_dir, seed=seed, verbose=False,
                        **{**BASE, **settings, **SELECT})
     best = [h for h in result.history if h["epoch"] == result.best_epoch][0]
     return {"val_ndcg@10": best["val_ndcg@10"], "best_epoch": result.best_epoch}
 
 
 def refit(settings: dict, seed: int, data_dir, num_epochs: int) -> dict:
-    result = neumf.fit(data_dir=data_dir, preset="best", seed=seed, verbose=False,
+    result = neumf.fit(data_dir=data_dir, seed=seed, verbose=False,
                        **{**BASE, **settings, "validation": False, "patience": 0,
                           "num_epochs": num_epochs, "eval_step": 0})
     return {**result.metrics, "wall_s": result.seconds["wall"],

@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from neumf import FitConfig, load_model
+from neumf import PRESETS, FitConfig, load_model
 from neumf.cli import _one_line, build_parser, main
 
 
@@ -121,7 +121,10 @@ def test_preset_flags_override_only_when_given(planted_dir, capsys):
           "--patience", "0", "--seed", "0", "--json"])
     config = json.loads(capsys.readouterr().out)["config"]
     # from the preset, untouched by the flags' defaults
-    assert config["num_factors"] == 128 and config["nums_hiddens"] == [128, 64]
+    preset = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in PRESETS["best"].items() if key != "num_epochs"}
+    assert {key: config[key] for key in preset} == preset
+    assert config["num_factors"] != FitConfig().num_factors
     # given on the command line, even where equal to FitConfig's default
     assert config["num_epochs"] == 2 and config["patience"] == 0
     main(["train", "--data-dir", str(planted_dir), "--preset", "best", "--num-factors", "10",
