@@ -31,6 +31,10 @@ SPARSE_OPTIMIZERS = ("adam", "sgd")
 _TABLE_KEYS = 1 << 20
 # MXNet's Adam defaults, as the dense Trainer uses them
 _ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+# Batches planned per sort (see SparseBatches.plan)
+_PLAN_BATCHES = 256
+# Key spaces up to this size are made unique by counting, larger ones by sorting
+_COUNTED_KEYS = 1 << 22
 
 
 class LazyTables:
@@ -98,6 +102,52 @@ def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray) -> 
                                     shape=full.shape)
 
 
+def _plan_chunk(batches: Sequence[Sequence[np.ndarray]], bounds: List[List[slice]],
+                rows: Dict[str, np.ndarray], sizes: Dict[str, np.ndarray]) -> List[np.ndarray]:
+    """Fill ``rows`` and ``sizes`` (views of the epoch's, these batches' part)
+    and return the local ids of each column of these batches, concatenated."""
+    # each shard's batch and device, and each row's shard (shards are contiguous)
+    where = np.array([(number, device) for number, parts in enumerate(bounds)
+                      for device in range(len(parts))], dtype=np.int64).reshape(-1, 2)
+    lengths = [part.stop - part.start for parts in bounds for part in parts]
+    shard_of_row = np.repeat(np.arange(len(lengths)), lengths)
+    columns = [np.concatenate([np.asarray(batch[column], dtype=np.int64) for batch in batches])
+               for column in range(len(batches[0]))]
+    return (_unique_by_shard(columns[:1], shard_of_row, where, rows["user"], sizes["user"])
+            + _unique_by_shard(columns[1:], shard_of_row, where, rows["item"], sizes["item"]))
+
+
+def _unique_by_shard(values: List[np.ndarray], shard_of_row: np.ndarray, where: np.ndarray,
+                     rows: np.ndarray, sizes: np.ndarray) -> List[np.ndarray]:
+    """``np.unique(..., return_inverse=True)`` of each shard's ids (all of
+    ``values``' at its rows), for all shards at once: the distinct ids, sorted,
+    into ``rows[batch, device]``, their count into ``sizes``; returns each
+    id's index among its shard's distinct ids, in ``values``' shapes."""
+    span = 1 + max(int(column.max()) for column in values)
+    # (shard, id) as one key: one sort groups by shard and orders the ids within
+    keys = np.concatenate([
+        (shard_of_row.reshape((-1,) + (1,) * (column.ndim - 1)) * span + column).ravel()
+        for column in values])
+    unique, inverse = _unique(keys, len(where) * span)
+    shard = unique // span
+    first = np.searchsorted(shard, np.arange(len(where)))
+    rows[where[shard, 0], where[shard, 1], np.arange(len(unique)) - first[shard]] = \
+        unique % span
+    sizes[where[:, 0], where[:, 1]] = np.bincount(shard, minlength=len(where))
+    ids = inverse.reshape(-1) - first[keys // span]
+    ends = np.cumsum([column.size for column in values])[:-1]
+    return [part.reshape(column.shape) for part, column in zip(np.split(ids, ends), values)]
+
+
+def _unique(keys: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for keys in ``[0, size)``: by
+    counting where the key space is small (linear, no sort), else by sorting."""
+    if size > _COUNTED_KEYS:
+        return np.unique(keys, return_inverse=True)
+    present = np.bincount(keys, minlength=size) > 0
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
+
+
 def _slices(size: int, count: int) -> List[slice]:
     """The shards ``gluon.utils.split_data(even_split=False)`` makes."""
     step = max(1, size // count)
@@ -148,38 +198,30 @@ class SparseBatches:
             kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
 
     def plan(self, batches: Sequence[Sequence[np.ndarray]]) -> None:
-        """Rows and local ids of every shard of every batch of an epoch."""
+        """Rows and local ids of every shard of every batch of an epoch, a few
+        hundred batches at a time (one sort per kind each, no loop per batch;
+        the chunks bound the sorts' memory)."""
         self._plan = {}  # the last epoch's plan goes before this one is built (peak memory)
         master, counts = self.devices[0], len(self.devices)
+        bounds = [_slices(len(batch[0]), counts) for batch in batches]
         rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
                 for kind, size in self.capacity.items()}
         sizes = {kind: np.zeros((len(batches), counts), dtype=np.int64) for kind in rows}
-        local, bounds = [], []
-        for number, batch in enumerate(batches):
-            users, *items = [np.asarray(column, dtype=np.int64) for column in batch]
-            parts = _slices(len(users), counts)
-            bounds.append(parts)
-            for device, part in enumerate(parts):
-                found = {"user": np.unique(users[part], return_inverse=True),
-                         "item": np.unique(np.concatenate([c[part].ravel() for c in items]),
-                                           return_inverse=True)}
-                for kind, (unique, _) in found.items():
-                    rows[kind][number, device, :len(unique)] = unique
-                    sizes[kind][number, device] = len(unique)
-                # each item column's local ids in its own shape ((rows, k) if grouped)
-                ends = np.cumsum([c[part].size for c in items])[:-1]
-                local.append([found["user"][1], *[
-                    ids.reshape(c[part].shape)
-                    for ids, c in zip(np.split(found["item"][1], ends), items)]])
-        columns = [np.concatenate([shard[column] for shard in local])
-                   for column in range(len(local[0]))] if local else []
+        chunks = []
+        for first in range(0, len(batches), _PLAN_BATCHES):
+            chunk = slice(first, first + _PLAN_BATCHES)
+            chunks.append(_plan_chunk(batches[chunk], bounds[chunk],
+                                      {kind: value[chunk] for kind, value in rows.items()},
+                                      {kind: value[chunk] for kind, value in sizes.items()}))
+        columns = [np.concatenate(parts) for parts in zip(*chunks)]
+        lengths = [part.stop - part.start for parts in bounds for part in parts]
         self._plan = {
             "rows": rows, "sizes": sizes, "bounds": bounds,
             "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
                       for kind, value in rows.items()},
             "local": {device: [mx.np.array(column, dtype=np.int32, ctx=device)
                                for column in columns] for device in self.devices},
-            "offsets": np.cumsum([0] + [len(shard[0]) for shard in local])}
+            "offsets": np.cumsum([0] + lengths, dtype=np.int64)}
 
     def touched(self) -> Dict[str, float]:
         """Mean distinct rows per batch of the planned epoch, by kind

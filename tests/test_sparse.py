@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
+import neumf.sparse
 from neumf import BPRLoss, fit, load_model, synthetic
 from neumf._gluon import get_weights, parameters, set_weights
 from neumf.cli import build_parser
@@ -281,13 +282,71 @@ def test_a_new_epochs_plan_is_built_after_the_last_one_is_let_go(monkeypatch):
     planner = SparseBatches(_net([mx.cpu()]), [mx.cpu()], 16, "sgd", 0.1, 0.0)
     planner.plan([_batch(rng) for _ in range(3)])
     held = []
-    original = np.unique
+    original = neumf.sparse._plan_chunk
 
-    def unique(*args, **kwargs):
+    def plan_chunk(*args, **kwargs):
         held.append(len(planner._plan))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(np, "unique", unique)  # as neumf.sparse calls it
+    monkeypatch.setattr(neumf.sparse, "_plan_chunk", plan_chunk)
     planner.plan([_batch(rng) for _ in range(3)])
     assert held and set(held) == {0}
     assert planner.touched()["user"] > 0  # the new plan is in place
+
+
+def _plan_batch_by_batch(batches, counts, capacity):
+    """The plan as first written, one np.unique per shard: the oracle."""
+    rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
+            for kind, size in capacity.items()}
+    sizes = {kind: np.zeros((len(batches), counts), dtype=np.int64) for kind in rows}
+    local = []
+    for number, (users, *items) in enumerate(batches):
+        step = max(1, len(users) // counts)
+        bounds = [min(len(users), index * step) for index in range(counts)] + [len(users)]
+        parts = [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+        for device, part in enumerate(parts):
+            found = {"user": np.unique(users[part], return_inverse=True),
+                     "item": np.unique(np.concatenate([c[part].ravel() for c in items]),
+                                       return_inverse=True)}
+            for kind, (unique, _) in found.items():
+                rows[kind][number, device, :len(unique)] = unique
+                sizes[kind][number, device] = len(unique)
+            ends = np.cumsum([c[part].size for c in items])[:-1]
+            local.append([found["user"][1], *[ids.reshape(c[part].shape) for ids, c in
+                                              zip(np.split(found["item"][1], ends), items)]])
+    columns = [np.concatenate([shard[column] for shard in local])
+               for column in range(len(local[0]))]
+    return rows, sizes, columns, np.cumsum([0] + [len(shard[0]) for shard in local])
+
+
+@pytest.mark.parametrize("counted", [False, True])
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("num_devices", [1, 3])
+def test_the_epochs_plan_equals_one_unique_per_shard(monkeypatch, grouped, num_devices,
+                                                      counted):
+    monkeypatch.setattr("neumf.sparse._PLAN_BATCHES", 2)  # several chunks, one uneven
+    monkeypatch.setattr("neumf.sparse._COUNTED_KEYS", 1 << 20 if counted else 0)
+    rng = np.random.default_rng(5)
+    sizes_of_batches = (16, 16, 16, 16, 7)
+    if grouped:
+        # a grouped batch of 16 triplets: 4 positives beside 4 negatives each
+        batches = [(rng.integers(0, 30, n // 4), rng.integers(0, 50, n // 4),
+                    rng.integers(0, 50, (n // 4, 4))) for n in sizes_of_batches]
+    else:
+        batches = [_batch(rng, n) for n in sizes_of_batches]
+    devices = [mx.cpu(index) for index in range(num_devices)]
+    planner = SparseBatches(_net(devices), devices, 16, "sgd", 0.1, 0.0,
+                            group=4 if grouped else 1)
+    planner.plan(batches)
+    rows, sizes, columns, offsets = _plan_batch_by_batch(batches, num_devices,
+                                                         planner.capacity)
+    plan = planner._plan
+    for kind in rows:
+        np.testing.assert_array_equal(plan["rows"][kind], rows[kind])
+        np.testing.assert_array_equal(plan["sizes"][kind], sizes[kind])
+        np.testing.assert_array_equal(plan["index"][kind].asnumpy(), rows[kind])
+    np.testing.assert_array_equal(plan["offsets"], offsets)
+    for device in devices:
+        assert len(plan["local"][device]) == len(columns)
+        for got, expected in zip(plan["local"][device], columns):
+            np.testing.assert_array_equal(got.asnumpy(), expected)
