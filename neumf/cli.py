@@ -114,9 +114,10 @@ def _add_train(commands, track_given: bool) -> None:
                             "(default: decided from the file)")
     train.add_argument("--preset", choices=tuple(PRESETS), default=None,
                        help="named settings that the flags below override: best (tuned on "
-                            "ML-100K), gmf, mlp, neumf, neumf-pretrained (the NCF paper's "
-                            "protocol), mf (a dot product, tuned on the same), tutorial "
-                            "(default: the tutorial's settings); mf and neumf train with "
+                            "ML-100K: a dot product with biases), gmf, mlp, neumf, "
+                            "neumf-pretrained (the NCF paper's protocol), mf (a dot product "
+                            "with biases, tuned on the same), tutorial (default: the "
+                            "tutorial's settings); best, mf and neumf train with "
                             "--lr-schedule linear")
     _add_config_flags(train, track_given)
     train.add_argument("--devices", default=None,

@@ -22,9 +22,16 @@ def check_devices(devices: Sequence[mx.Context]) -> List[mx.Context]:
     """The devices as a list, or a ValueError naming one that does not exist here
     (a GPU beyond those present, or something that is not an MXNet context) or
     one listed twice (its gradients would be counted twice)."""
-    if isinstance(devices, (mx.Context, str)):
+    if isinstance(devices, str):
+        return parse_devices(devices)
+    if isinstance(devices, mx.Context):
         devices = [devices]
-    devices = list(devices)
+    try:
+        devices = list(devices)
+    except TypeError:
+        raise ValueError("devices must be a list of MXNet contexts such as [mx.cpu(0), "
+                         f"mx.cpu(1)] or a string such as 'cpu:0,cpu:1'; got {devices!r}"
+                         ) from None
     if not devices:
         raise ValueError("devices must list at least one context")
     gpus = mx.context.num_gpus()
@@ -55,10 +62,13 @@ def parse_devices(text: str) -> List[mx.Context]:
 
 def split_and_load(columns: Sequence, devices: Sequence[mx.Context]) -> List[list]:
     """``gluon.utils.split_and_load`` of each column along the batch axis, uneven
-    last shards allowed. MXNet 1.9.1 warns on every call that ``as_in_context``
-    was renamed (inside Gluon, not here); that noise is silenced."""
+    last shards allowed; a batch of fewer rows than devices goes to its first
+    devices only, one row each (Gluon would give the others empty shards).
+    MXNet 1.9.1 warns on every call that ``as_in_context`` was renamed (inside
+    Gluon, not here); that noise is silenced."""
+    used = list(devices)[:max(1, len(columns[0]))] if len(columns) else list(devices)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="ndarray.as_in_context has been renamed",
                                 category=DeprecationWarning)
-        return [gluon.utils.split_and_load(values, devices, even_split=False)
+        return [gluon.utils.split_and_load(values, used, even_split=False)
                 for values in columns]

@@ -148,6 +148,11 @@ def _unique(keys: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
 
 
+def _largest_shard(size: int, count: int) -> int:
+    """Rows of the largest of the shards :func:`_slices` makes of ``size`` rows."""
+    return max(part.stop - part.start for part in _slices(size, count))
+
+
 def _slices(size: int, count: int) -> List[slice]:
     """The shards ``gluon.utils.split_data(even_split=False)`` makes."""
     step = max(1, size // count)
@@ -174,8 +179,9 @@ class SparseBatches:
                  set_optimizer: bool = False, group: int = 1):
         self.devices = list(devices)
         self.kinds = net.tables()  # {"P.weight": "user", ...}
-        capacity = -(-batch_size // len(self.devices)) + 1
-        rows = -(-max(1, batch_size // group) // len(self.devices)) + 1
+        # the largest shard split_data makes (the last takes the remainder)
+        capacity = _largest_shard(batch_size, len(self.devices)) + 1
+        rows = _largest_shard(max(1, batch_size // group), len(self.devices)) + 1
         self.capacity = {"user": capacity, "item": max(2 * capacity, rows * (group + 1))}
         self.net = net.twin(capacity, self.capacity["item"])
         own = parameters(net)
@@ -221,7 +227,8 @@ class SparseBatches:
                       for kind, value in rows.items()},
             "local": {device: [mx.np.array(column, dtype=np.int32, ctx=device)
                                for column in columns] for device in self.devices},
-            "offsets": np.cumsum([0] + lengths, dtype=np.int64)}
+            "offsets": np.cumsum([0] + lengths, dtype=np.int64),
+            "first": np.cumsum([0] + [len(parts) for parts in bounds], dtype=np.int64)}
 
     def touched(self) -> Dict[str, float]:
         """Mean distinct rows per batch of the planned epoch, by kind
@@ -245,7 +252,7 @@ class SparseBatches:
                     mx.nd.take(self.lazy.tables[name], index, out=slot)
                 else:
                     mx.nd.take(self.lazy.tables[name], index).copyto(slot)
-            shard = number * len(self.devices) + device_number
+            shard = plan["first"][number] + device_number  # a small batch has fewer shards
             start, stop = plan["offsets"][shard], plan["offsets"][shard + 1]
             out.append(tuple(column[start:stop] for column in plan["local"][device]))
         return out

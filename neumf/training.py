@@ -95,6 +95,20 @@ def _to_mx(values) -> mx.np.ndarray:
     return mx.np.array(values, dtype=values.dtype)
 
 
+def _idle_devices_add_nothing(trainer, idle: Sequence[mx.Context]) -> None:
+    """A batch of fewer rows than devices leaves some without a shard: their
+    gradients are set to zero and counted as fresh, so the Trainer's sum over
+    devices adds nothing from them and keeps every device's copy in step."""
+    for param in trainer._params:
+        if param.grad_req == "null":
+            continue
+        # the Trainer reads freshness from the arrays autograd marked: the data
+        for device, data, grad in zip(param.list_ctx(), param.list_data(), param.list_grad()):
+            if device in idle:
+                grad[:] = 0
+                data._fresh_grad = True
+
+
 def _forward_triplets(net, shards):
     """Positive and negative scores per device from one forward pass each: the
     leading inputs are repeated and the item columns stacked, which halves
@@ -172,6 +186,8 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
         for batch_loss in batch_losses:
             batch_loss.backward()
         if trainer is not None:
+            if len(positive) < len(devices):
+                _idle_devices_add_nothing(trainer, devices[len(positive):])
             trainer.step(batch_size)
         if sparse is not None:
             sparse.step(number, batch_size)

@@ -417,7 +417,7 @@ def test_a_linear_schedule_sets_each_epochs_rate_and_resumes_it(planted_dir, tmp
 
 def test_a_presets_schedule_refused_across_processes_says_how_to_train_it():
     with pytest.raises(ValueError, match=r"--lr-schedule constant\) \(preset 'mf' sets "
-                                         r"lr_schedule='linear'\)"):
+                                         r"lr_schedule='linear': give another value"):
         fit(preset="mf", kvstore="dist_sync", verbose=False)
     assert FitConfig(**{**PRESETS["mf"], "kvstore": "dist_sync",
                         "lr_schedule": "constant"}).training.distributed

@@ -676,6 +676,13 @@ def test_duplicate_devices_are_refused(planted_dir):
         fit(data_dir=planted_dir, devices=[mx.cpu(0), mx.cpu(0)], **QUICK)
 
 
+def test_devices_given_as_a_count_are_refused_by_name_and_as_text_are_parsed(planted_dir):
+    with pytest.raises(ValueError, match="devices must be a list.*got 2"):
+        fit(data_dir=planted_dir, devices=2, **QUICK)
+    result = fit(data_dir=planted_dir, devices="cpu:0,cpu:1", **QUICK)
+    assert np.isfinite(result.metrics["auc"])
+
+
 def test_validation_numbers_are_called_validation(planted_dir, capsys):
     fit(data_dir=planted_dir, validation=True, seed=0, num_epochs=2, batch_size=64, k=5)
     out = capsys.readouterr().out

@@ -350,3 +350,33 @@ def test_the_epochs_plan_equals_one_unique_per_shard(monkeypatch, grouped, num_d
         assert len(plan["local"][device]) == len(columns)
         for got, expected in zip(plan["local"][device], columns):
             np.testing.assert_array_equal(got.asnumpy(), expected)
+
+
+# a batch of fewer rows than devices has fewer shards; a batch that does not
+# split evenly gives the last device the remainder (split_data's rule)
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("num_devices, sizes", [(3, (2, 2, 1)), (4, (7, 7, 5)), (2, (5, 1))])
+def test_small_and_uneven_batches_on_several_devices_train_as_one_dense_device(num_devices,
+                                                                               sizes, sparse):
+    rng = np.random.default_rng(6)
+    batches = [_batch(rng, size) for size in sizes]
+    devices = [mx.cpu(index) for index in range(num_devices)]
+    dense, many = _net([mx.cpu(0)]), _net(devices)
+    set_weights(many, get_weights(dense))
+    trainer = gluon.Trainer(list(parameters(dense).values()), "sgd", {"learning_rate": 0.5})
+    fit_epochs(dense, [tuple(mx.np.array(c, dtype="int32") for c in batch) for batch in batches],
+               BPRLoss(), trainer, [mx.cpu(0)], num_epochs=2, flush=False)
+    tables = many.tables() if sparse else {}
+    trainer = gluon.Trainer([p for name, p in parameters(many).items() if name not in tables],
+                            "sgd", {"learning_rate": 0.5})
+    fit_epochs(many, batches if sparse else [
+                   tuple(mx.np.array(c, dtype="int32") for c in batch) for batch in batches],
+               BPRLoss(), trainer, devices, num_epochs=2, flush=False,
+               sparse=SparseBatches(many, devices, sizes[0], "sgd", 0.5, 0.0) if sparse else None)
+    reference = get_weights(dense)
+    for name, value in get_weights(many).items():
+        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for param in parameters(many).values():  # every device holds the same weights
+        copies = [data.asnumpy() for data in param.list_data()]
+        for copy in copies[1:]:
+            np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
