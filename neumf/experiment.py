@@ -203,7 +203,8 @@ def fit(
     preset
         Named settings from :data:`neumf.PRESETS`, applied before ``overrides``.
     devices
-        Contexts to train on; default :func:`neumf.try_all_gpus`.
+        Contexts to train on (``[mx.cpu(0), mx.cpu(1)]``, or as text
+        ``'cpu:0,cpu:1'``); default :func:`neumf.try_all_gpus`.
     verbose, live_plot
         Progress bars and a line per epoch; curves redrawn in a notebook.
     resume
