@@ -129,6 +129,17 @@ def test_the_update_equals_mxnets_lazy_kernels_bit_for_bit(optimizer):
             np.testing.assert_array_equal(state.asnumpy(), reference.asnumpy())
 
 
+def _assert_trained_alike(many, one):
+    """``many`` (on several devices) holds ``one``'s weights, on every device."""
+    reference = get_weights(one)
+    for name, value in get_weights(many).items():
+        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for param in parameters(many).values():
+        copies = [data.asnumpy() for data in param.list_data()]
+        for copy in copies[1:]:
+            np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
+
+
 # one device updates from the twin's slot, several from rows gathered anew
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("num_devices", [2, 3])
@@ -140,13 +151,7 @@ def test_several_devices_agree_with_one(num_devices, optimizer):
     _step(one, batch, [mx.cpu(0)], sparse=True, epochs=3, lr=lr, optimizer=optimizer)
     _step(many, batch, [mx.cpu(i) for i in range(num_devices)], sparse=True, epochs=3, lr=lr,
           optimizer=optimizer)
-    reference = get_weights(one)
-    for name, value in get_weights(many).items():
-        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-6, err_msg=name)
-    for param in parameters(many).values():  # every device holds the same tables
-        copies = [data.asnumpy() for data in param.list_data()]
-        for copy in copies[1:]:
-            np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
+    _assert_trained_alike(many, one)
 
 
 def _grouped_step(net, batch, devices, sparse: bool, lr=0.5):
@@ -373,10 +378,4 @@ def test_small_and_uneven_batches_on_several_devices_train_as_one_dense_device(n
                    tuple(mx.np.array(c, dtype="int32") for c in batch) for batch in batches],
                BPRLoss(), trainer, devices, num_epochs=2, flush=False,
                sparse=SparseBatches(many, devices, sizes[0], "sgd", 0.5, 0.0) if sparse else None)
-    reference = get_weights(dense)
-    for name, value in get_weights(many).items():
-        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-6, err_msg=name)
-    for param in parameters(many).values():  # every device holds the same weights
-        copies = [data.asnumpy() for data in param.list_data()]
-        for copy in copies[1:]:
-            np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
+    _assert_trained_alike(many, dense)
