@@ -19,6 +19,7 @@ from typing import Sequence
 import mxnet as mx
 from tqdm.auto import tqdm
 
+from ._interrupt import interrupts_that_land
 from ._util import atomic_write, json_safe
 from ._version import __version__
 from .config import CHOICES, PRESETS, PROTOCOLS, FitConfig
@@ -473,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.showwarning = _show_warning
         try:
-            return handlers[args.command]()
+            with interrupts_that_land():
+                return handlers[args.command]()
         except KeyboardInterrupt:
             print(_interrupted(args), file=sys.stderr)
             return 130

@@ -838,3 +838,21 @@ def test_zero_epochs_are_saved_and_load(planted_dir, tmp_path):
     result = fit(data_dir=planted_dir, out=tmp_path / "r", **{**QUICK, "num_epochs": 0})
     loaded = load_model(tmp_path / "r")
     assert loaded.history == [] and loaded.metrics == pytest.approx(result.metrics)
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_again():
+    # MXNet frees arrays constantly; Python drops an exception raised in __del__
+    from neumf._interrupt import interrupts_that_land
+
+    class Freed:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    landed, start = False, time.monotonic()
+    with pytest.raises(KeyboardInterrupt), interrupts_that_land():
+        Freed()  # the first KeyboardInterrupt is raised, and dropped, in here
+        landed = True
+        while time.monotonic() - start < 10:
+            time.sleep(0.01)
+    assert landed and time.monotonic() - start < 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
