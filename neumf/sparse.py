@@ -109,7 +109,7 @@ def _plan_chunk(batches: Sequence[Sequence[np.ndarray]], bounds: List[List[slice
     # each shard's batch and device, and each row's shard (shards are contiguous)
     where = np.array([(number, device) for number, parts in enumerate(bounds)
                       for device in range(len(parts))], dtype=np.int64).reshape(-1, 2)
-    lengths = [part.stop - part.start for parts in bounds for part in parts]
+    lengths = _shard_lengths(bounds)
     shard_of_row = np.repeat(np.arange(len(lengths)), lengths)
     columns = [np.concatenate([np.asarray(batch[column], dtype=np.int64) for batch in batches])
                for column in range(len(batches[0]))]
@@ -146,6 +146,11 @@ def _unique(keys: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
         return np.unique(keys, return_inverse=True)
     present = np.bincount(keys, minlength=size) > 0
     return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
+
+
+def _shard_lengths(bounds: List[List[slice]]) -> List[int]:
+    """Rows of each shard of each batch, in order."""
+    return [part.stop - part.start for parts in bounds for part in parts]
 
 
 def _largest_shard(size: int, count: int) -> int:
@@ -220,7 +225,7 @@ class SparseBatches:
                                       {kind: value[chunk] for kind, value in rows.items()},
                                       {kind: value[chunk] for kind, value in sizes.items()}))
         columns = [np.concatenate(parts) for parts in zip(*chunks)]
-        lengths = [part.stop - part.start for parts in bounds for part in parts]
+        lengths = _shard_lengths(bounds)
         self._plan = {
             "rows": rows, "sizes": sizes, "bounds": bounds,
             "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
