@@ -35,6 +35,7 @@ def interrupts_that_land() -> Iterator[None]:
         yield
         return
     interrupted: List[int] = []
+    pending: List[threading.Timer] = []
     hook = sys.unraisablehook
 
     def on_interrupt(signum, frame):
@@ -45,7 +46,8 @@ def interrupts_that_land() -> Iterator[None]:
         if issubclass(info.exc_type, KeyboardInterrupt):
             # raised from here it would land in this hook, still inside the
             # finalizer: from another thread, a moment later
-            threading.Timer(_AGAIN, _thread.interrupt_main).start()
+            pending.append(threading.Timer(_AGAIN, _thread.interrupt_main))
+            pending[-1].start()
         elif not interrupted:
             hook(info)
 
@@ -60,6 +62,9 @@ def interrupts_that_land() -> Iterator[None]:
         if landed:  # the frames it cut short (half-built arrays), freed as the
             gc.collect()  # clause ended: their finalizers' errors stay quiet
     finally:
+        # a repeat still waiting would land after the command, as a traceback
+        for timer in pending:
+            timer.cancel()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = hook
     if landed:

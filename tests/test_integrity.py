@@ -840,18 +840,31 @@ def test_zero_epochs_are_saved_and_load(planted_dir, tmp_path):
     assert loaded.history == [] and loaded.metrics == pytest.approx(result.metrics)
 
 
+class _FreedWithCtrlC:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
 def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_again():
     # MXNet frees arrays constantly; Python drops an exception raised in __del__
     from neumf._interrupt import interrupts_that_land
 
-    class Freed:
-        def __del__(self):
-            signal.raise_signal(signal.SIGINT)
-
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt), interrupts_that_land():
-        Freed()  # the KeyboardInterrupt is raised, and dropped, in here
+        _FreedWithCtrlC()  # the KeyboardInterrupt is raised, and dropped, in here
         while time.monotonic() - start < 10:  # without the fix: trains on
             time.sleep(0.01)
     assert time.monotonic() - start < 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_swallowed_ctrl_c_does_not_land_after_the_command_ended():
+    from neumf._interrupt import interrupts_that_land
+
+    with interrupts_that_land():
+        _FreedWithCtrlC()  # swallowed just as the command ends: its repeat is pending
+    try:
+        time.sleep(0.3)
+    except KeyboardInterrupt:
+        pytest.fail("the repeat of a swallowed Ctrl-C landed after the command ended")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
