@@ -361,8 +361,11 @@ def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfi
 
 def _loss(config: FitConfig) -> gluon.loss.Loss:
     if config.loss == "log":
-        return PointwiseLogLoss(config.num_negatives)
-    return BPRLoss() if config.loss == "bpr" else HingeLossbRec()
+        loss = PointwiseLogLoss(config.num_negatives)
+    else:
+        loss = BPRLoss() if config.loss == "bpr" else HingeLossbRec()
+    loss.hybridize(static_alloc=True)  # one graph call per device and batch
+    return loss
 
 
 def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,

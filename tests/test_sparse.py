@@ -379,3 +379,29 @@ def test_small_and_uneven_batches_on_several_devices_train_as_one_dense_device(n
                BPRLoss(), trainer, devices, num_epochs=2, flush=False,
                sparse=SparseBatches(many, devices, sizes[0], "sgd", 0.5, 0.0) if sparse else None)
     _assert_trained_alike(many, dense)
+
+
+def test_the_twin_and_the_fits_loss_run_as_one_graph_a_batch(monkeypatch, frame):
+    """The twin and the loss fit() trains with are hybridized: their Python
+    forward is traced once per input shape, not run per batch (it was:
+    benchmarks/QUALITY.md)."""
+    from neumf.losses import PointwiseLogLoss
+    calls = {}
+    for cls in (NeuMF, PointwiseLogLoss):
+        def counted(self, *args, _original=cls.hybrid_forward, **kwargs):
+            calls[id(self)] = calls.get(id(self), 0) + 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "hybrid_forward", counted)
+    planned = []
+    original_plan = SparseBatches.plan
+
+    def plan(self, batches):
+        planned.append((id(self.net), len(batches)))
+        original_plan(self, batches)
+    monkeypatch.setattr(SparseBatches, "plan", plan)
+    fit(dataset=frame, model="neumf", loss="log", num_epochs=2, **{**SETTINGS, "batch_size": 64})
+    twin = planned[0][0]
+    assert sum(size for _, size in planned) > 10  # batches trained
+    # the first batch's shape, and the last, smaller batch's
+    assert 1 <= calls[twin] <= 2
+    assert len(calls) >= 2 and max(calls.values()) <= 2  # the loss too
