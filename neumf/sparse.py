@@ -52,24 +52,27 @@ class LazyTables:
                              f"got {optimizer!r} (train dense, sparse=False / --dense)")
         self.tables, self.optimizer, self.lr, self.wd = tables, optimizer, lr, wd
         self.counts = dict.fromkeys(tables, 0)
+        self._shapes = {name: table.shape for name, table in tables.items()}  # asked per call
         self.states = {name: (mx.nd.zeros(table.shape, ctx=table.context),
                               mx.nd.zeros(table.shape, ctx=table.context))
                        for name, table in tables.items()} if optimizer == "adam" else {}
 
     def update(self, name: str, rows: mx.nd.NDArray, grad: mx.nd.NDArray,
-               rescale: float, gathered: mx.nd.NDArray | None = None) -> None:
+               rescale: float, gathered: mx.nd.NDArray | None = None,
+               index: mx.nd.NDArray | None = None) -> None:
         """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
         their gradient rows ``grad``; ``gathered``: those rows' current values
         if already copied out (the twin's slot, in one process on one device),
-        updated in place before they are scattered back."""
-        table = self.tables[name]
+        updated in place before they are scattered back; ``index``: ``rows``
+        as shape (1, n), if already made (tables of a kind share their rows)."""
+        table, shape = self.tables[name], self._shapes[name]
         self.counts[name] += 1
-        index = rows.reshape((1, -1))
+        index = rows.reshape((1, -1)) if index is None else index
         weight = mx.nd.take(table, rows) if gathered is None else gathered
         if self.optimizer == "sgd":
             mx.nd.sgd_update(weight, grad, lr=self.lr, wd=self.wd, rescale_grad=rescale,
                              out=weight)
-            _scatter(table, weight, index)
+            _scatter(table, weight, index, shape)
             return
         step = self.counts[name]
         lr = self.lr * math.sqrt(1 - _ADAM["beta2"] ** step) / (1 - _ADAM["beta1"] ** step)
@@ -78,7 +81,7 @@ class LazyTables:
         mx.nd.adam_update(weight, grad, rows_mean, rows_var, lr=lr, wd=self.wd,
                           rescale_grad=rescale, out=weight, **_ADAM)
         for full, part in ((table, weight), (mean, rows_mean), (var, rows_var)):
-            _scatter(full, part, index)
+            _scatter(full, part, index, shape)
 
     def state(self) -> Tuple[Dict[str, mx.nd.NDArray], Dict]:
         """Arrays (``sparse:<table>.<j>``) and JSON-ready counts, for a checkpoint."""
@@ -94,12 +97,13 @@ class LazyTables:
                 part[:] = arrays[f"sparse:{name}.{j}"].as_in_context(part.context)
 
 
-def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray) -> None:
-    """``full[index] = part`` in place, queued on MXNet's engine (no wait)."""
+def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray,
+             shape: Tuple[int, ...]) -> None:
+    """``full[index] = part`` in place (``full`` of ``shape``), queued on
+    MXNet's engine (no wait)."""
     # the operator NDArray.__setitem__ ends in, without the casts and stacking
     # of its index handling (MXNet is pinned at 1.9.1, its last release)
-    mx.nd._internal._scatter_set_nd(lhs=full, rhs=part, indices=index, out=full,
-                                    shape=full.shape)
+    mx.nd._internal._scatter_set_nd(lhs=full, rhs=part, indices=index, out=full, shape=shape)
 
 
 def _plan_chunk(batches: Sequence[Sequence[np.ndarray]], bounds: List[List[slice]],
@@ -250,8 +254,11 @@ class SparseBatches:
         its shards as local ids on their devices."""
         plan, out = self._plan, []
         for device_number, device in enumerate(self.devices[:len(plan["bounds"][number])]):
+            # each kind's rows once (indexing an NDArray is a C call and an object)
+            indices = {kind: plan["index"][kind][number][device_number]
+                       for kind in self.capacity}
             for name, kind in self.kinds.items():
-                index = plan["index"][kind][number][device_number]
+                index = indices[kind]
                 slot = self._views[name][device][0]
                 if self.remote is not None:  # the rows from the parameter servers
                     size = int(plan["sizes"][kind][number, device_number])
@@ -270,12 +277,17 @@ class SparseBatches:
         devices, scaled by ``1 / batch_size`` as the Trainer scales its own."""
         plan, master = self._plan, self.devices[0]
         used = self.devices[:len(plan["bounds"][number])]
+        shared = {}  # a kind's rows, made once for its tables
         for name, kind in self.kinds.items():
-            sizes, gathered = plan["sizes"][kind][number], None
+            sizes, gathered, index = plan["sizes"][kind][number], None, None
             if len(used) == 1:
-                rows = plan["index"][kind][number][0][:int(sizes[0])]
+                size = int(sizes[0])
+                if kind not in shared:
+                    rows = plan["index"][kind][number][0][:size]
+                    shared[kind] = (rows, rows.reshape((1, -1)))
+                rows, index = shared[kind]
                 # the slot still holds the rows' values (the twin only read them)
-                gathered, grad = (view[:int(sizes[0])] for view in self._views[name][master])
+                gathered, grad = (view[:size] for view in self._views[name][master])
             else:  # the same row from several devices: one summed row
                 rows, grad = _merge(
                     [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
@@ -284,7 +296,7 @@ class SparseBatches:
             if self.remote is not None:
                 self.remote.push(name, rows, grad)
             else:
-                self.lazy.update(name, rows, grad, 1.0 / batch_size, gathered)
+                self.lazy.update(name, rows, grad, 1.0 / batch_size, gathered, index)
 
     @property
     def learning_rate(self) -> float:
