@@ -52,7 +52,8 @@ class LazyTables:
                              f"got {optimizer!r} (train dense, sparse=False / --dense)")
         self.tables, self.optimizer, self.lr, self.wd = tables, optimizer, lr, wd
         self.counts = dict.fromkeys(tables, 0)
-        self._shapes = {name: table.shape for name, table in tables.items()}  # asked per call
+        # read once: NDArray.shape is a C call, and every scatter needs it
+        self._shapes = {name: table.shape for name, table in tables.items()}
         self.states = {name: (mx.nd.zeros(table.shape, ctx=table.context),
                               mx.nd.zeros(table.shape, ctx=table.context))
                        for name, table in tables.items()} if optimizer == "adam" else {}
