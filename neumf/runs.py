@@ -95,8 +95,8 @@ class FitResult:
     validation, also ``val_*`` metrics) and the data. ``best_epoch`` is the
     epoch whose weights ``net`` holds when early stopping restored them;
     ``towers`` the test metrics of the pretrained towers by model (gmf or mf,
-    and mlp); ``seconds`` the ``wall`` and ``cpu`` (process, all threads)
-    seconds of the call;
+    and mlp); ``seconds`` the ``wall`` and ``cpu`` (process, all threads,
+    and a pretraining process) seconds of the call;
     ``run_dir`` the folder the run was saved in."""
 
     net: gluon.Block

@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "neumf"
 LAYERS = (
     ("_version", "_util", "_interrupt"),
     ("metrics", "tables", "scoring", "generate", "losses", "download", "plotting", "devices",
-     "_gluon"),
+     "processes", "_gluon"),
     ("config", "interactions", "optim_state", "sparse"),
     ("sampling", "model", "evaluation", "training"),
     ("datasets", "runs", "recommend", "distributed"),
