@@ -582,14 +582,14 @@ def _tower_in_process(data: RecData, config: FitConfig, *common):
 
 
 def _mlp_worker(data: RecData, config: FitConfig, common: tuple, verbose: bool):
-    """The MLP tower started in a second process with half the cores' threads,
-    or None, with a warning, where no second process can start."""
+    """The MLP tower started in a second process with half the cores' engine
+    threads, or None, with a warning, where no second process can start."""
     try:
         worker = _start_process(_tower_in_process, data, config, *common,
                                 threads=max(1, (os.cpu_count() or 2) // 2), label="MLP tower")
-    except OSError as error:
+    except OSError as error:  # the user's call to fit(), five frames up, is where it warns
         warnings.warn(f"pretrain_parallel: no second process ({error}); the MLP tower trains "
-                      "after the GMF tower instead", RuntimeWarning, stacklevel=4)
+                      "after the GMF tower instead", RuntimeWarning, stacklevel=6)
         return None
     if verbose:
         print("pretraining MLP in a second process")

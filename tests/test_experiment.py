@@ -4,6 +4,7 @@ the towers and baselines, the paper's presets, several devices, and the
 checks it makes before any work."""
 
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -301,6 +302,26 @@ def test_the_mlp_tower_trained_in_a_second_process_is_the_same(planted_dir, spar
         np.testing.assert_array_equal(theirs[name], value, err_msg=name)
 
 
+_SAME_TOWERS = """
+import numpy as np, neumf
+settings = dict(dataset=neumf.synthetic(300, 200, 8000, seed=0), seed=11, num_factors=32,
+                nums_hiddens=[128, 64, 32], batch_size=256, dense_init="xavier", pretrain=True,
+                pretrain_epochs=1, num_epochs=0, eval_step=0, verbose=False)
+nets = [neumf.fit(pretrain_parallel=parallel, **settings).net for parallel in (False, True)]
+values = [[p.data().asnumpy() for p in net.collect_params().values()] for net in nets]
+print(all(np.array_equal(a, b) for a, b in zip(*values)))
+"""
+
+
+@pytest.mark.slow
+def test_the_second_process_computes_with_this_ones_openmp_threads():
+    # MXNet's numbers depend on its OpenMP threads: a user's 2 must hold in both
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", _SAME_TOWERS],
+                          env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True,
+                          text=True, timeout=110)
+    assert done.stdout.strip() == "True", done.stderr
+
+
 def test_no_second_process_means_one_after_the_other_with_a_warning(planted_dir, monkeypatch):
     settings = {"data_dir": planted_dir, "seed": 0, "num_factors": 4, "nums_hiddens": [8],
                 "num_epochs": 0, "batch_size": 64, "pretrain": True, "pretrain_epochs": 1,
@@ -311,8 +332,9 @@ def test_no_second_process_means_one_after_the_other_with_a_warning(planted_dir,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(neumf.experiment, "_start_process", no_room)
-    with pytest.warns(RuntimeWarning, match="No space left on device.*after the GMF tower"):
+    with pytest.warns(RuntimeWarning, match="No space left.*after the GMF tower") as caught:
         result = fit(pretrain_parallel=True, **settings)
+    assert caught[0].filename == __file__  # where fit() was called
     assert result.towers == alone.towers and result.metrics == alone.metrics
 
 

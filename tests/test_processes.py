@@ -1,11 +1,14 @@
 """neumf.processes: a function run in a second Python process."""
 
+import gc
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +23,8 @@ class Unpicklable(Exception):
 
 
 def add(a, b):
-    return {"sum": a + b, "threads": os.environ["MXNET_CPU_WORKER_NTHREADS"]}
+    return {"sum": a + b, "threads": os.environ["MXNET_CPU_WORKER_NTHREADS"],
+            "omp": os.environ.get("OMP_NUM_THREADS"), "cwd": os.getcwd()}
 
 
 def fail(message):
@@ -37,7 +41,7 @@ def warn_then_return(value):
 
 
 def die(code):
-    sys.stderr.write("last words before the end\n")
+    sys.stderr.write("Traceback (most recent call last):\nSomeError: last words\n")
     sys.stderr.flush()
     os._exit(code)
 
@@ -46,9 +50,26 @@ def sleep(seconds):
     time.sleep(seconds)
 
 
-def test_the_value_comes_back_with_the_threads_asked_for():
+def _gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_value_comes_back_with_the_engine_threads_asked_for(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     with start(add, 2, 3, threads=2) as worker:
-        assert worker.result() == {"sum": 5, "threads": "2"}
+        value = worker.result()
+    # OpenMP's threads are left as they are here: the numbers depend on them
+    assert value == {"sum": 5, "threads": "2", "omp": None, "cwd": os.getcwd()}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with start(add, 2, 3) as worker:
+        assert worker.result()["omp"] == "3"
 
 
 def test_an_error_is_raised_again_with_the_childs_traceback():
@@ -64,44 +85,76 @@ def test_an_error_that_cannot_travel_comes_as_text():
         worker.result()
 
 
-def test_warnings_are_raised_again_here():
-    with start(warn_then_return, 4) as worker, pytest.warns(RuntimeWarning, match="careful"):
+def test_warnings_are_raised_again_as_from_where_they_were_raised():
+    line = inspect.getsourcelines(warn_then_return)[1] + 1
+    with start(warn_then_return, 4) as worker, \
+            pytest.warns(RuntimeWarning, match="careful with this") as caught:
         assert worker.result() == 4
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+    with start(warn_then_return, 5) as worker, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", module="test_processes")  # a filter by module holds
+        assert worker.result() == 5
 
 
-def test_a_child_that_dies_is_an_error_that_quotes_it():
+def test_a_child_that_dies_says_so_in_its_first_line():
     with start(die, 3, label="MLP tower") as worker, \
-            pytest.raises(RuntimeError, match="MLP tower process ended .exit code 3.") as info:
+            pytest.raises(ChildProcessError) as info:
         worker.result()
-    assert "last words before the end" in str(info.value)
+    first, *rest = str(info.value).splitlines()
+    assert first == "the MLP tower process ended (exit code 3) without a result: " \
+                    "SomeError: last words"
+    assert "Traceback (most recent call last):" in rest
 
 
-def _gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+def test_a_killed_child_is_named_as_killed():
+    with start(sleep, 60) as worker, pytest.raises(ChildProcessError, match="killed by SIGKILL"):
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.result()
 
 
 def test_leaving_the_block_stops_the_child_and_its_folder():
     with start(sleep, 60) as worker:
         folder, pid = worker._folder, worker.pid
         assert folder.is_dir()
-    assert worker._process.poll() is not None and not folder.exists()
-    assert _gone(pid, 5)
+    assert not folder.exists() and _gone(pid, 5)
 
 
-def test_the_child_dies_with_its_parent(tmp_path):
+def test_a_worker_forgotten_is_stopped():
+    worker = start(sleep, 60)
+    folder, pid = worker._folder, worker.pid
+    del worker
+    gc.collect()
+    assert not folder.exists() and _gone(pid, 5)
+
+
+def test_the_child_imports_what_the_parent_imports(tmp_path, monkeypatch):
+    scripts, work = tmp_path / "scripts", tmp_path / "work"
+    scripts.mkdir()
+    work.mkdir()
+    # a stray module where the user stands, which python -c would import first
+    (work / "random.py").write_text("raise SystemExit('the stray random.py was imported')\n")
+    (scripts / "run.py").write_text(
+        "import sys\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+        "sys.path.append(Path('/nowhere'))  # a Path: Python's imports skip it\n"
+        "from neumf.processes import start\nimport test_processes\n"
+        "with start(test_processes.add, 1, 2) as worker:\n"
+        "    print(worker.result()['sum'], worker.result()['cwd'])\n")
+    done = subprocess.run([sys.executable, str(scripts / "run.py")], cwd=work,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", str(work)]  # and it works where the user stands
+
+
+def test_the_child_dies_with_its_parent_and_takes_its_folder():
     program = ("import sys, time; sys.path.insert(0, sys.argv[1]);"
                "from neumf.processes import start; import test_processes as t;"
-               "w = start(t.sleep, 60); print(w.pid, flush=True); time.sleep(60)")
+               "w = start(t.sleep, 60); print(w.pid, w._folder, flush=True); time.sleep(60)")
     with subprocess.Popen([sys.executable, "-c", program, os.path.dirname(__file__)],
                           stdout=subprocess.PIPE, text=True) as parent:
-        child = int(parent.stdout.readline())
+        child, folder = parent.stdout.readline().split()
         parent.send_signal(signal.SIGKILL)  # no finally, no cleanup: only the pipe closes
         parent.wait(timeout=30)
-    assert _gone(child, 10), "the child outlived its parent"
+    assert _gone(int(child), 10), "the child outlived its parent"
+    assert not Path(folder).exists()
