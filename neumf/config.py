@@ -359,9 +359,10 @@ class FitConfig:
                                                "not --pretrain-epochs", experiment=True)
     mlp_pretrain_lr: float | None = _setting(None, "learning rate of the pretrained MLP "
                                              "tower, if not --pretrain-lr", experiment=True)
-    pretrain_parallel: bool = _setting(False, "train the MLP tower in a second process (one "
-                                       "thread) while this one trains the GMF tower: the "
-                                       "same towers, in less time on 2 or more cores")
+    pretrain_parallel: bool = _setting(False, "train the MLP tower in a second process (half "
+                                       "the cores' MXNet engine threads) while this one "
+                                       "trains the GMF tower: the same towers, in less time "
+                                       "on 2 or more cores")
     kvstore: str = _setting("device", "gradient aggregation: device or local across "
                             "--devices; dist_sync or dist_async across the workers of "
                             "'neumf launch'")

@@ -43,8 +43,10 @@ class Worker:
 
     def __init__(self, function: Callable, args: tuple, threads: int, label: str):
         self.label = label
-        # engine threads only: OpenMP's, which the numbers depend on, stay this process's
-        env = {**os.environ, "MXNET_CPU_WORKER_NTHREADS": str(threads),
+        # engine threads only: OpenMP's, which the numbers depend on, stay this
+        # process's; but idle ones sleep, not spin, on cores this process needs
+        env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
+               "MXNET_CPU_WORKER_NTHREADS": str(threads),
                "PYTHONPATH": os.pathsep.join(_import_path())}
         self._folder = Path(tempfile.mkdtemp(prefix="neumf-worker-"))
         try:

@@ -24,7 +24,8 @@ class Unpicklable(Exception):
 
 def add(a, b):
     return {"sum": a + b, "threads": os.environ["MXNET_CPU_WORKER_NTHREADS"],
-            "omp": os.environ.get("OMP_NUM_THREADS"), "cwd": os.getcwd()}
+            "omp": os.environ.get("OMP_NUM_THREADS"), "wait": os.environ.get("OMP_WAIT_POLICY"),
+            "cwd": os.getcwd()}
 
 
 def fail(message):
@@ -63,13 +64,16 @@ def _gone(pid: int, seconds: float) -> bool:
 
 def test_the_value_comes_back_with_the_engine_threads_asked_for(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     with start(add, 2, 3, threads=2) as worker:
         value = worker.result()
-    # OpenMP's threads are left as they are here: the numbers depend on them
-    assert value == {"sum": 5, "threads": "2", "omp": None, "cwd": os.getcwd()}
+    # OpenMP's threads are left as they are here (the numbers depend on them), told to sleep
+    assert value == {"sum": 5, "threads": "2", "omp": None, "wait": "PASSIVE",
+                     "cwd": os.getcwd()}
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice holds
     with start(add, 2, 3) as worker:
-        assert worker.result()["omp"] == "3"
+        assert worker.result()["omp"] == "3" and worker.result()["wait"] == "ACTIVE"
 
 
 def test_an_error_is_raised_again_with_the_childs_traceback():
