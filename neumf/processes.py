@@ -16,6 +16,7 @@ included, or as losing the last reference to the :class:`Worker` does.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pickle
 import shutil
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
+import types
 import warnings
 import weakref
 from pathlib import Path
@@ -34,8 +37,22 @@ __all__ = ["Worker", "start"]
 
 # Lines of the child's stderr quoted when it ends without a result
 _STDERR_LINES = 20
-# The child's program (not ``-m``: this module is imported by then, which runpy warns of)
-_CHILD = "import sys; from neumf.processes import _child; _child(sys.argv[1])"
+# Seconds between looks for the child's result
+_POLL = 0.05
+# The child's program: once Python has started (its own modules from its own
+# library), this process's import path, then the call (not ``-m``: runpy
+# warns of a module imported by then)
+_CHILD = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+          "from neumf.processes import _child; _child(sys.argv[1])")
+# After its result: a process that holds nothing but the pipe, to remove the
+# folder if the parent dies before it reads the result
+_WATCHER = ("import shutil, sys; sys.stdin.buffer.read(); "
+            "shutil.rmtree(sys.argv[1], ignore_errors=True)")
+# Variables that OpenMP, MXNet and the BLAS read when they start, as they were
+# when this process started them (at import): the child's numbers depend on them
+_THREADING = ("OMP_", "GOMP_", "KMP_", "MXNET_", "MKL_", "OPENBLAS_")
+_STARTED_WITH = types.MappingProxyType(
+    {key: value for key, value in os.environ.items() if key.startswith(_THREADING)})
 
 
 class Worker:
@@ -45,9 +62,10 @@ class Worker:
         self.label = label
         # engine threads only: OpenMP's, which the numbers depend on, stay this
         # process's; but idle ones sleep, not spin, on cores this process needs
-        env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ,
-               "MXNET_CPU_WORKER_NTHREADS": str(threads),
-               "PYTHONPATH": os.pathsep.join(_import_path())}
+        env = {"OMP_WAIT_POLICY": "PASSIVE",
+               **{key: value for key, value in os.environ.items()
+                  if not key.startswith(_THREADING)},
+               **_STARTED_WITH, "MXNET_CPU_WORKER_NTHREADS": str(threads)}
         self._folder = Path(tempfile.mkdtemp(prefix="neumf-worker-"))
         try:
             with open(self._folder / "call.pickle", "wb") as file:
@@ -57,7 +75,8 @@ class Worker:
             # its own session (a terminal's Ctrl-C reaches the parent, which stops it)
             with open(self._folder / "stderr.txt", "wb") as stderr:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, str(self._folder)], cwd=self._folder,
+                    [sys.executable, "-c", _CHILD, str(self._folder),
+                     json.dumps(_import_path())], cwd=self._folder,
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
                     env=env, start_new_session=True)
         except BaseException:
@@ -80,10 +99,12 @@ class Worker:
         """Wait for the child and return what the function returned; its
         warnings are raised here as warnings, its exception as itself (the
         child's traceback as the cause), its death as ChildProcessError."""
-        code = self._process.wait()
         path = self._folder / "result.pickle"
-        if not path.exists():
-            raise ChildProcessError(self._death(code))
+        while not path.exists():  # written whole (renamed), then the child waits to be stopped
+            code = self._process.poll()
+            if code is not None and not path.exists():
+                raise ChildProcessError(self._death(code))
+            time.sleep(_POLL)
         with open(path, "rb") as file:
             outcome, value, caught = pickle.load(file)
         for record in caught:
@@ -125,8 +146,9 @@ def start(function: Callable, *args, threads: int = 1, label: str = "worker") ->
 
 
 def _import_path() -> list:
-    """This process's ``sys.path`` as text; the working folder (``''``) made absolute."""
-    return [os.fspath(entry) or os.getcwd() for entry in sys.path
+    """This process's ``sys.path`` as absolute paths (``''`` and ``'..'`` mean
+    where this process stands; the child starts elsewhere)."""
+    return [os.path.abspath(os.fspath(entry)) for entry in sys.path
             if isinstance(entry, (str, os.PathLike))]
 
 
@@ -159,7 +181,6 @@ def _child(folder: str) -> None:
     """The child's side: run the call in ``folder``, write its outcome there."""
     folder = Path(folder)
     threading.Thread(target=_die_with_parent, args=(folder,), daemon=True).start()
-    sys.path[:] = [entry for entry in sys.path if entry]  # the parent's path only
     with open(folder / "call.pickle", "rb") as file:
         module, name, args, cwd = pickle.load(file)
     os.chdir(cwd)  # relative paths mean what they mean to the parent
@@ -180,6 +201,9 @@ def _child(folder: str) -> None:
     with open(partial, "wb") as file:
         pickle.dump((*outcome, record), file, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(partial, folder / "result.pickle")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", _WATCHER, str(folder)])
 
 
 def _portable(error: Exception) -> Exception:

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
 import pytest
 
+import neumf.processes
 from neumf.processes import start
 
 pytestmark = pytest.mark.slow  # each starts a Python process (about a second with MXNet)
@@ -63,6 +65,7 @@ def _gone(pid: int, seconds: float) -> bool:
 
 
 def test_the_value_comes_back_with_the_engine_threads_asked_for(monkeypatch):
+    monkeypatch.setattr(neumf.processes, "_STARTED_WITH", types.MappingProxyType({}))
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     with start(add, 2, 3, threads=2) as worker:
@@ -70,10 +73,15 @@ def test_the_value_comes_back_with_the_engine_threads_asked_for(monkeypatch):
     # OpenMP's threads are left as they are here (the numbers depend on them), told to sleep
     assert value == {"sum": 5, "threads": "2", "omp": None, "wait": "PASSIVE",
                      "cwd": os.getcwd()}
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice holds
+
+
+def test_the_child_gets_the_threads_this_process_started_with(monkeypatch):
+    started = {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE"}  # the user's, at import
+    monkeypatch.setattr(neumf.processes, "_STARTED_WITH", types.MappingProxyType(started))
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # too late for this process's OpenMP
     with start(add, 2, 3) as worker:
-        assert worker.result()["omp"] == "3" and worker.result()["wait"] == "ACTIVE"
+        value = worker.result()
+    assert (value["omp"], value["wait"]) == ("3", "ACTIVE")
 
 
 def test_an_error_is_raised_again_with_the_childs_traceback():
@@ -132,15 +140,18 @@ def test_a_worker_forgotten_is_stopped():
     assert not folder.exists() and _gone(pid, 5)
 
 
-def test_the_child_imports_what_the_parent_imports(tmp_path, monkeypatch):
+def test_the_child_imports_what_the_parent_imports(tmp_path):
     scripts, work = tmp_path / "scripts", tmp_path / "work"
     scripts.mkdir()
     work.mkdir()
-    # a stray module where the user stands, which python -c would import first
+    # stray modules where the user stands (python -c would import them first) and
+    # beside the script (a child starting with the script's folder on its path would)
     (work / "random.py").write_text("raise SystemExit('the stray random.py was imported')\n")
+    (scripts / "types.py").write_text("raise SystemExit('the stray types.py was imported')\n")
+    tests = os.path.relpath(os.path.dirname(__file__), work)  # relative to where we stand
     (scripts / "run.py").write_text(
         "import sys\nfrom pathlib import Path\n"
-        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+        f"sys.path.insert(0, {tests!r})\n"
         "sys.path.append(Path('/nowhere'))  # a Path: Python's imports skip it\n"
         "from neumf.processes import start\nimport test_processes\n"
         "with start(test_processes.add, 1, 2) as worker:\n"
@@ -151,14 +162,32 @@ def test_the_child_imports_what_the_parent_imports(tmp_path, monkeypatch):
     assert done.stdout.split() == ["3", str(work)]  # and it works where the user stands
 
 
-def test_the_child_dies_with_its_parent_and_takes_its_folder():
-    program = ("import sys, time; sys.path.insert(0, sys.argv[1]);"
-               "from neumf.processes import start; import test_processes as t;"
-               "w = start(t.sleep, 60); print(w.pid, w._folder, flush=True); time.sleep(60)")
-    with subprocess.Popen([sys.executable, "-c", program, os.path.dirname(__file__)],
+def test_the_import_path_goes_across_as_absolute_paths(tmp_path, monkeypatch):
+    # the child starts in its own folder: '' and '..' must mean what they mean here
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", "..", Path("lib"), b"bytes", 3])
+    assert neumf.processes._import_path() == [str(tmp_path), str(tmp_path.parent),
+                                              str(tmp_path / "lib")]
+
+
+_ORPHAN = """import sys, time
+sys.path.insert(0, sys.argv[1])
+from neumf.processes import start
+import test_processes as t
+w = start(t.sleep, 60) if sys.argv[2] == "running" else start(t.add, 1, 2)
+while sys.argv[2] == "finished" and not (w._folder / "result.pickle").exists():
+    time.sleep(0.05)
+print(w.pid, w._folder, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("child", ["running", "finished"])
+def test_a_killed_parent_leaves_no_process_and_no_folder(child):
+    with subprocess.Popen([sys.executable, "-c", _ORPHAN, os.path.dirname(__file__), child],
                           stdout=subprocess.PIPE, text=True) as parent:
-        child, folder = parent.stdout.readline().split()
+        pid, folder = parent.stdout.readline().split()
         parent.send_signal(signal.SIGKILL)  # no finally, no cleanup: only the pipe closes
         parent.wait(timeout=30)
-    assert _gone(int(child), 10), "the child outlived its parent"
+    assert _gone(int(pid), 10), "the child outlived its parent"
     assert not Path(folder).exists()
