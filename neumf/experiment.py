@@ -547,10 +547,10 @@ def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Con
         dataclasses.replace(config, pretrain=False, **config.pretraining.tower(tower,
                                                                                config.num_epochs))
         for tower in ("gmf", "mlp"))
-    common = (devices, source, kvstore if isinstance(kvstore, str) else config.kvstore,
-              validation_negatives)
+    common = (devices, source, kvstore, validation_negatives)
+    # a kvstore object (train() called with one) cannot cross to another process
     worker = (_mlp_worker(data, mlp_config, common, verbose)
-              if config.pretraining.pretrain_parallel else None)
+              if config.pretraining.pretrain_parallel and isinstance(kvstore, str) else None)
     with worker or contextlib.nullcontext():
         gmf = _train_tower(data, gmf_config, *common, verbose)
         mlp = (_train_tower(data, mlp_config, *common, verbose) if worker is None
@@ -560,7 +560,7 @@ def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Con
 
 
 def _train_tower(data: RecData, config: FitConfig, devices: List[mx.Context],
-                 source: Dict[str, Any], kvstore: str,
+                 source: Dict[str, Any], kvstore,
                  validation_negatives: np.ndarray | None, verbose: bool):
     """One pretrained tower, a run of its own: its network and test metrics.
     The MLP tower starts from the run's seed afresh, so that it is the same

@@ -153,6 +153,7 @@ def _import_path() -> list:
 
 
 def _stop(process: subprocess.Popen, folder: Path) -> None:
+    """Kill the child (or its watcher) if it runs, then remove its folder."""
     if process.poll() is None:
         process.kill()
     process.wait()
