@@ -18,8 +18,9 @@ from ._util import check_int, check_memory, check_number, check_positive_int
 
 __all__ = ["launch", "shard_rows"]
 
-# Importing mxnet with DMLC_ROLE=server or scheduler runs that role, then exits.
-_PS_COMMAND = (sys.executable, "-c", "import mxnet")
+# Importing mxnet with DMLC_ROLE=server or scheduler runs that role, then exits;
+# through neumf, so that a server's optimizer flushes denormals (neumf.denormals)
+_PS_COMMAND = (sys.executable, "-c", "import neumf")
 # Memory of one idle MXNet process (measured: 178 MB resident at most), for
 # refusing more processes than the host can hold before starting any.
 _PROCESS_BYTES = 200e6

@@ -31,7 +31,7 @@ def _running(command):
     return pids
 
 
-PS_ROLE = [sys.executable, "-c", "import mxnet"]  # what launch runs as scheduler and server
+PS_ROLE = [sys.executable, "-c", "import neumf"]  # what launch runs as scheduler and server
 
 
 def test_shards_cover_every_row_with_equal_lengths():
