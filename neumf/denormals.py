@@ -26,6 +26,8 @@ import signal
 import time
 import warnings
 
+import numpy as np
+
 __all__ = ["flush_denormals", "flushing"]
 
 # MXCSR bits: flush-to-zero (15) and denormals-are-zero (6)
@@ -170,6 +172,11 @@ def flush_denormals() -> bool:
                       f"{platform.system()} {platform.machine()}: training may slow down "
                       "where weights decay towards zero", RuntimeWarning, stacklevel=2)
         return False
+    # NumPy computes a float type's limits on first use and warns that the
+    # smallest subnormal is zero if that happens after this: compute them now
+    for dtype in (np.half, np.single, np.double, np.longdouble, np.csingle, np.cdouble,
+                  np.clongdouble):
+        np.finfo(dtype)
     try:
         _signal_threads(_libc())
     except (OSError, AttributeError, ValueError) as error:

@@ -97,3 +97,17 @@ def test_a_parameter_server_that_neumf_launch_starts_flushes(tmp_path):
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) == 0.0
+
+
+@pytest.mark.slow
+def test_numpy_float_limits_stay_right_and_quiet():
+    # NumPy computes a type's limits on first use; after flush-to-zero it
+    # would warn that the smallest subnormal is zero (scipy.linalg asks at
+    # import). Its bits, not a comparison: denormals-are-zero compares it as 0
+    code = ("import neumf, numpy as np\n"
+            "print(np.finfo(np.float64).smallest_subnormal.tobytes() != bytes(8), "
+            "np.finfo(np.complex64).tiny)")
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "True"
