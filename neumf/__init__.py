@@ -1,8 +1,8 @@
 """NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
 
-# first: importing it flushes float32 denormals to zero in every thread, and
-# MXNet's threads started later inherit that (see neumf.denormals)
-from . import denormals as _denormals  # noqa: F401  # isort: skip
+# first: importing it flushes float32 denormals to zero in every thread (MXNet's
+# threads started later inherit that) and sets MXNet's engine workers (neumf.cpu)
+from . import cpu as _cpu  # noqa: F401  # isort: skip
 
 from ._version import __version__
 from .config import PRESETS, FitConfig

@@ -13,27 +13,13 @@ from typing import Callable, Union
 
 import numpy as np
 
-__all__ = ["NEGLIGIBLE_RATIO", "atomic_write", "available_memory", "check_bool", "check_int",
+__all__ = ["MEMORY_SHARE", "atomic_write", "available_memory", "check_bool", "check_int",
            "check_memory", "check_number", "check_path", "check_positive_int", "file_digest",
-           "format_bytes", "json_safe", "negligible_limit"]
+           "format_bytes", "json_safe"]
 
 PathLike = Union[str, os.PathLike]
 # Share of the memory available now that one allocation may take.
 MEMORY_SHARE = 0.8
-# Weights this many times smaller than a network's largest are negligible:
-# weight decay shrinks dead units' weights geometrically, and their products
-# become float32 denormals, which make every operator they reach slower (the
-# tutorial's epochs: 0.18 s growing past 0.5 s) while adding nothing a float32
-# score can hold (float32 resolves 6e-8 relative). Training sets them to 0
-# after each epoch; the NumPy scorer ignores them.
-NEGLIGIBLE_RATIO = 1e-9
-
-
-def negligible_limit(arrays, ratio: float = NEGLIGIBLE_RATIO) -> float:
-    """Magnitude below which a weight of these arrays is negligible."""
-    return ratio * max((float(np.abs(array).max(initial=0.0)) for array in arrays), default=0.0)
-
-
 def _is_integral_number(value) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import Dict, Tuple
 
 import mxnet as mx
-import numpy as np
 from mxnet import gluon
 
 from ._gluon import parameters
-from ._util import negligible_limit
 
-__all__ = ["allow_np_updates", "flush_negligible", "optimizer_state", "restore_optimizer",
-           "saved_optimizer_name", "updaters"]
+__all__ = ["allow_np_updates", "optimizer_state", "restore_optimizer", "saved_optimizer_name",
+           "updaters"]
 
 
 def allow_np_updates(trainer: gluon.Trainer) -> None:
@@ -43,33 +41,6 @@ def updaters(trainer: gluon.Trainer) -> list:
 
 def _parts(state) -> tuple:
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
-
-
-def flush_negligible(trainer: gluon.Trainer) -> int:
-    """Set to 0 the negligible weights (:func:`neumf._util.negligible_limit`) and
-    their optimizer state, on every device; returns how many weights were set.
-    Denormal-range products of such weights slow every operator they reach."""
-    params = [param for param in trainer._params if param.grad_req != "null"]
-    if not params:
-        return 0
-    values = [param.data().asnumpy() for param in params]
-    limit = negligible_limit(values)
-    holders = updaters(trainer) if trainer._optimizer is not None else []
-    index_of = {id(param): index for index, param in enumerate(trainer._params)}
-    flushed = 0
-    for param, value in zip(params, values):
-        small = (value != 0) & (np.abs(value) < limit)
-        if not small.any():
-            continue
-        flushed += int(small.sum())
-        keep = (~small).astype(value.dtype)
-        for array in param.list_data():
-            array[:] = array.asnumpy() * keep
-        for updater in holders:
-            for part in _parts(updater.states.get(index_of[id(param)])):
-                if part is not None and part.shape == value.shape:
-                    part[:] = part.asnumpy() * keep
-    return flushed
 
 
 def _structural_names(trainer: gluon.Trainer, net: gluon.Block) -> Dict[int, str]:

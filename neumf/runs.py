@@ -298,7 +298,9 @@ def _sampler_state(state: TrainingState | None):
     if state is None:
         return None
     if state.sampler is not None:
-        return state.sampler.rng.bit_generator.state
+        # the state the next untrained epoch is drawn from (it may be drawn already)
+        ahead = getattr(state.sampler, "resume_state", None)
+        return ahead if ahead is not None else state.sampler.rng.bit_generator.state
     return state.saved_sampler
 
 

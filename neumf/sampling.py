@@ -194,6 +194,9 @@ class PRDataset(gluon.data.Dataset):
         self.index = SeenIndex.from_pairs(*seen, self.num_items)
         self.available = self.index.unseen_counts(self.users)
         self.rng = np.random.default_rng(seed)
+        # the generator's state before the next epoch's draw, while that epoch is
+        # drawn ahead of its training (what a checkpoint keeps; see neumf.training)
+        self.resume_state: dict | None = None
         saturated = self.available < 1
         if saturated.any():
             warnings.warn(f"{np.unique(self.users[saturated]).size} users have interacted "

@@ -12,9 +12,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ._util import negligible_limit
-
-__all__ = ["ScorerSpec", "neumf_scores", "prune_mlp", "score_all", "without_negligible"]
+__all__ = ["ScorerSpec", "neumf_scores", "prune_mlp", "score_all"]
 
 BLOCK_FLOATS = 1 << 21  # float32 activations per per-pair block: 8 MiB
 
@@ -49,15 +47,6 @@ def score_all(weights: Dict[str, np.ndarray], user_ids: np.ndarray, spec: Scorer
                           num_layers=spec.num_layers, mlp_factors=spec.mlp_factors,
                           max_pairs=max_pairs)
     return 1.0 / (1.0 + np.exp(-scores)) if spec.sigmoid else scores
-
-
-def without_negligible(weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Copies with the negligible weights (see :func:`neumf._util.negligible_limit`)
-    set to 0: their products are float32 denormals, which are slow (2x on a
-    trained ML-100K model) while changing no score by more than rounding."""
-    limit = negligible_limit(weights.values())
-    return {name: np.where(np.abs(value) < limit, np.float32(0), value)
-            for name, value in weights.items()}
 
 
 def prune_mlp(user_half: np.ndarray, item_half: np.ndarray, layers: Layers,
@@ -118,7 +107,6 @@ def neumf_scores(weights: Dict[str, np.ndarray], user_ids: np.ndarray, *, num_fa
     -------
     Shape (n, num_items), float32.
     """
-    weights = without_negligible(weights)
     mlp_factors = num_factors if mlp_factors is None else mlp_factors
     embeddings = weights["Q.weight"] if num_factors else weights["V.weight"]
     num_items = embeddings.shape[0]

@@ -15,14 +15,15 @@ correction counts the table's updates (as MXNet's lazy Adam does).
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import autograd, gluon, use_np
+from mxnet.gluon import nn
 
 from ._gluon import parameters
-from ._util import check_number
+from ._util import MEMORY_SHARE, available_memory, check_number
 
 __all__ = ["SPARSE_OPTIMIZERS", "LazyTables", "SparseBatches"]
 
@@ -35,15 +36,19 @@ _ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 _PLAN_BATCHES = 256
 # Key spaces up to this size are made unique by counting, larger ones by sorting
 _COUNTED_KEYS = 1 << 22
+# Slots grow in steps of this many rows (a new size traces the twin's graph again)
+_SLOT_STEP = 128
 
 
 class LazyTables:
-    """Row-sparse updates of named tables (legacy NDArrays, updated in place):
-    Adam with per-table bias correction, or plain SGD, bit for bit as MXNet's
-    sparse operators with ``lazy_update=True`` compute them. The rows (and
-    their Adam state) are gathered, updated by the dense operator and
-    scattered back: building a row-sparse gradient waits for the backward
-    pass, these operators queue without waiting (benchmarks/QUALITY.md)."""
+    """Row-sparse updates of named tables: Adam with per-table bias correction,
+    or plain SGD, bit for bit as MXNet's sparse operators with
+    ``lazy_update=True`` compute them. During training a table lives in
+    ``storage[name]``, shape (planes, rows + 1, width): its weights, then (Adam)
+    its mean and variance, so that one ``take`` gathers a row's weight and state
+    and one scatter writes them back; the extra last row is where padded slots
+    of a batch read and write. :meth:`load` copies the network's ``tables``
+    (legacy NDArrays) in, :meth:`store` copies the weights back out."""
 
     def __init__(self, tables: Dict[str, mx.nd.NDArray], optimizer: str, lr: float,
                  wd: float):
@@ -52,41 +57,81 @@ class LazyTables:
                              f"got {optimizer!r} (train dense, sparse=False / --dense)")
         self.tables, self.optimizer, self.lr, self.wd = tables, optimizer, lr, wd
         self.counts = dict.fromkeys(tables, 0)
-        # read once: NDArray.shape is a C call, and every scatter needs it
-        self._shapes = {name: table.shape for name, table in tables.items()}
-        self.states = {name: (mx.nd.zeros(table.shape, ctx=table.context),
-                              mx.nd.zeros(table.shape, ctx=table.context))
-                       for name, table in tables.items()} if optimizer == "adam" else {}
+        self.planes = 3 if optimizer == "adam" else 1
+        self.storage = {name: mx.nd.zeros((self.planes, table.shape[0] + 1, table.shape[1]),
+                                          ctx=table.context)
+                        for name, table in tables.items()}
+        # each storage as (planes * (rows + 1), width): what take and scatter index
+        self.flat = {name: store.reshape((-1, store.shape[2]))
+                     for name, store in self.storage.items()}
+        self._offsets = {name: mx.nd.array(np.arange(self.planes).reshape(1, -1, 1)
+                                           * store.shape[1], dtype=np.int64, ctx=store.context)
+                         for name, store in self.storage.items()}
+        self.load()
+
+    @property
+    def states(self) -> Dict[str, Tuple[mx.nd.NDArray, mx.nd.NDArray]]:
+        """Adam's mean and variance of each table (views of the storage)."""
+        if self.planes == 1:
+            return {}
+        return {name: tuple(store[plane][:-1] for plane in (1, 2))
+                for name, store in self.storage.items()}
+
+    def load(self) -> None:
+        """The network's weights into the storage (before an epoch)."""
+        for name, table in self.tables.items():
+            self.storage[name][0][:-1] = table
+
+    def store(self) -> None:
+        """The trained weights back into the network's tables (after an epoch)."""
+        for name, table in self.tables.items():
+            table[:] = self.storage[name][0][:-1]
+
+    def flat_index(self, name: str, rows: mx.nd.NDArray) -> mx.nd.NDArray:
+        """Where ``rows`` (shape (1, 1, n)) of each plane of ``name`` sit in its flat
+        storage: shape (1, planes, n), as the scatter takes them."""
+        return mx.nd.broadcast_add(self._offsets[name], rows)
+
+    def step_rate(self, name: str) -> float:
+        """Count one more update of ``name``; the rate of that update (Adam's
+        bias correction counts the table's updates, as MXNet's lazy Adam)."""
+        self.counts[name] += 1
+        if self.optimizer == "sgd":
+            return self.lr
+        step = self.counts[name]
+        return self.lr * math.sqrt(1 - _ADAM["beta2"] ** step) / (1 - _ADAM["beta1"] ** step)
+
+    def apply(self, name: str, planes: Sequence[mx.nd.NDArray], gathered: mx.nd.NDArray,
+              grad: mx.nd.NDArray, rescale: float, index: mx.nd.NDArray) -> None:
+        """Update ``gathered`` (shape (planes, n, width): rows' weight and state,
+        taken at the flat ``index`` of shape (1, planes, n); ``planes``: its
+        views ``gathered[j]``, made once) with ``grad`` (n, width), then write
+        it back; queued on MXNet's engine, no wait."""
+        lr = self.step_rate(name)
+        weight = planes[0]
+        if self.optimizer == "sgd":
+            mx.nd.sgd_update(weight, grad, lr=lr, wd=self.wd, rescale_grad=rescale, out=weight)
+        else:
+            mx.nd.adam_update(weight, grad, planes[1], planes[2], lr=lr, wd=self.wd,
+                              rescale_grad=rescale, out=weight, **_ADAM)
+        store = self.flat[name]
+        # the operator NDArray.__setitem__ ends in, without the casts and stacking of
+        # its index handling (MXNet is pinned at 1.9.1, its last release)
+        mx.nd._internal._scatter_set_nd(lhs=store, rhs=gathered, indices=index, out=store,
+                                        shape=store.shape)
 
     def update(self, name: str, rows: mx.nd.NDArray, grad: mx.nd.NDArray,
-               rescale: float, gathered: mx.nd.NDArray | None = None,
-               index: mx.nd.NDArray | None = None) -> None:
-        """Update the ``rows`` (sorted, unique, int64) of table ``name`` with
-        their gradient rows ``grad``; ``gathered``: those rows' current values
-        if already copied out (the twin's slot, in one process on one device),
-        updated in place before they are scattered back; ``index``: ``rows``
-        as shape (1, n), if already made (tables of a kind share their rows)."""
-        table, shape = self.tables[name], self._shapes[name]
-        self.counts[name] += 1
-        index = rows.reshape((1, -1)) if index is None else index
-        weight = mx.nd.take(table, rows) if gathered is None else gathered
-        if self.optimizer == "sgd":
-            mx.nd.sgd_update(weight, grad, lr=self.lr, wd=self.wd, rescale_grad=rescale,
-                             out=weight)
-            _scatter(table, weight, index, shape)
-            return
-        step = self.counts[name]
-        lr = self.lr * math.sqrt(1 - _ADAM["beta2"] ** step) / (1 - _ADAM["beta1"] ** step)
-        mean, var = self.states[name]
-        rows_mean, rows_var = mx.nd.take(mean, rows), mx.nd.take(var, rows)
-        mx.nd.adam_update(weight, grad, rows_mean, rows_var, lr=lr, wd=self.wd,
-                          rescale_grad=rescale, out=weight, **_ADAM)
-        for full, part in ((table, weight), (mean, rows_mean), (var, rows_var)):
-            _scatter(full, part, index, shape)
+               rescale: float) -> None:
+        """Update the ``rows`` (sorted, unique, int64) of table ``name`` with their
+        gradient rows ``grad``."""
+        index = self.flat_index(name, rows.reshape((1, 1, -1)))
+        gathered = mx.nd.take(self.flat[name], index[0])
+        self.apply(name, [gathered[plane] for plane in range(self.planes)], gathered, grad,
+                   rescale, index)
 
     def state(self) -> Tuple[Dict[str, mx.nd.NDArray], Dict]:
         """Arrays (``sparse:<table>.<j>``) and JSON-ready counts, for a checkpoint."""
-        arrays = {f"sparse:{name}.{j}": part.as_in_context(mx.cpu())
+        arrays = {f"sparse:{name}.{j}": part.copyto(mx.cpu())
                   for name, parts in self.states.items() for j, part in enumerate(parts)}
         return arrays, {"optimizer": self.optimizer, "counts": dict(self.counts)}
 
@@ -96,15 +141,6 @@ class LazyTables:
         for name, parts in self.states.items():
             for j, part in enumerate(parts):
                 part[:] = arrays[f"sparse:{name}.{j}"].as_in_context(part.context)
-
-
-def _scatter(full: mx.nd.NDArray, part: mx.nd.NDArray, index: mx.nd.NDArray,
-             shape: Tuple[int, ...]) -> None:
-    """``full[index] = part`` in place (``full`` of ``shape``), queued on
-    MXNet's engine (no wait)."""
-    # the operator NDArray.__setitem__ ends in, without the casts and stacking
-    # of its index handling (MXNet is pinned at 1.9.1, its last release)
-    mx.nd._internal._scatter_set_nd(lhs=full, rhs=part, indices=index, out=full, shape=shape)
 
 
 def _plan_chunk(batches: Sequence[Sequence[np.ndarray]], bounds: List[List[slice]],
@@ -171,59 +207,113 @@ def _slices(size: int, count: int) -> List[slice]:
             if bounds[index + 1] > bounds[index]]
 
 
+@use_np
+class _Triplets(nn.HybridBlock):
+    """The twin and the loss as one graph: a batch's stacked users and items
+    (each positive's pair, then its negatives') to the batch's loss and scores."""
+
+    def __init__(self, twin: gluon.HybridBlock, loss: gluon.HybridBlock, group: int):
+        super().__init__()
+        self.twin, self.loss, self.group = twin, loss, group
+
+    def hybrid_forward(self, F, users, items):
+        scores = self.twin(users, items)  # (rows, 1)
+        if self.group > 1:  # each positive beside its negatives: (rows, 1 + k)
+            positive, negative = F.np.split(scores.reshape(-1, self.group + 1), [1], axis=1)
+        else:  # the positives' pairs, then the negatives'
+            positive, negative = F.np.split(scores, 2, axis=0)
+        return self.loss(positive, negative), scores
+
+
 class SparseBatches:
     """Row-sparse batches for ``net`` (a NeuMF, GMF or MLP block, initialised on
     ``devices``), its tables local or (``kvstore``, distributed) on the
     parameter servers. :meth:`plan` prepares an epoch's batches at once (each
     shard's rows and local ids, copied to MXNet once: per-batch copies would
-    wait for the engine); :meth:`shards` copies batch ``n``'s rows into the
-    twin's slots and returns its shards with local ids; :meth:`step` updates
-    those rows of the real tables after the twin's backward pass; :meth:`sync`
-    copies the tables to every device before the real network is used.
-    ``batch_size`` bounds the slots: a shard has at most that many users and
-    twice as many items, or, in grouped batches of ``group`` negatives per
-    positive, ``max(1, batch_size // group) * (group + 1)`` items."""
+    wait for the engine). On one device with the tables here (``fused``),
+    :meth:`losses` gathers batch ``n``'s rows, with their optimizer state, into
+    the twin's slots with one ``take`` per table and runs the twin and the loss
+    as one graph; else :meth:`shards` copies the rows into the slots and
+    returns the shards with local ids. :meth:`step` updates those rows of the
+    tables after the backward pass; :meth:`sync` copies the tables to the
+    network on every device before it is used. The twin's slots hold the
+    largest batch planned so far; ``batch_size`` bounds them: a shard has at
+    most that many users and twice as many items, or, in grouped batches of
+    ``group`` negatives per positive, ``max(1, batch_size // group) * (group +
+    1)`` items."""
 
     def __init__(self, net: gluon.Block, devices: Sequence[mx.Context], batch_size: int,
                  optimizer: str, lr: float, wd: float, kvstore=None,
                  set_optimizer: bool = False, group: int = 1):
-        self.devices = list(devices)
+        self.devices, self.group, self._owner = list(devices), group, net
         self.kinds = net.tables()  # {"P.weight": "user", ...}
         # the largest shard split_data makes (the last takes the remainder)
         capacity = _largest_shard(batch_size, len(self.devices)) + 1
         rows = _largest_shard(max(1, batch_size // group), len(self.devices)) + 1
         self.capacity = {"user": capacity, "item": max(2 * capacity, rows * (group + 1))}
-        self.net = net.twin(capacity, self.capacity["item"])
-        # one graph call a batch instead of an operator call per layer and table
-        # (an ML-1M NeuMF epoch 10 % faster, benchmarks/QUALITY.md)
-        self.net.hybridize(static_alloc=True)
         own = parameters(net)
+        self._full = {name: own[name] for name in self.kinds}
+        tables = {name: param.data(self.devices[0]).as_nd_ndarray()
+                  for name, param in self._full.items()}
+        # a batch's padded slots hold the row past each table's last
+        self.spare = {self.kinds[name]: table.shape[0] for name, table in tables.items()}
+        self.remote = None if kvstore is None else _RemoteTables(
+            kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
+        self.lazy = LazyTables(tables, optimizer, lr, wd)
+        self.fused = self.remote is None and len(self.devices) == 1
+        self.net: gluon.HybridBlock | None = None  # the twin, made for the first epoch
+        self._slots: Dict[str, int] = {}  # its rows of each kind
+        self.slots: Dict[str, gluon.Parameter] = {}
+        self._gathered: Dict[str, Tuple[mx.nd.NDArray, List[mx.nd.NDArray]]] = {}
+        self._views: Dict = {}
+        self._graphs: Dict[int, _Triplets] = {}
+        self._plan: Dict = {}
+        self._plan_bytes = 0
+        # the batch's flat index by kind: shape (1, planes, slots), and its (planes, slots) view
+        self._flat: Dict[str, Tuple[mx.nd.NDArray, mx.nd.NDArray] | None] = {}
+
+    def _make_twin(self, slots: Dict[str, int]) -> None:
+        """The twin with ``slots`` rows of each kind: its slots' data and
+        gradients, and (``fused``) the buffers its slots read from."""
+        self.net = self._owner.twin(slots["user"], slots["item"])
+        self.net.hybridize(static_alloc=True)
         self.slots = {name: param for name, param in parameters(self.net).items()
                       if name in self.kinds}
         with mx.util.np_shape(True), mx.util.np_array(True):  # the blocks' array mode
             for param in self.slots.values():
                 param.initialize(mx.init.Zero(), ctx=self.devices)
-        self._full = {name: own[name] for name in self.kinds}
+        self._gathered = self._read_from_buffers() if self.fused else {}
         # legacy views of each slot's data and gradient on each device (shared memory)
         self._views = {name: {device: (param.data(device).as_nd_ndarray(),
                                        param.grad(device).as_nd_ndarray())
                               for device in self.devices}
                        for name, param in self.slots.items()}
-        tables = {name: param.data(self.devices[0]).as_nd_ndarray()
-                  for name, param in self._full.items()}
-        self.lazy = LazyTables(tables, optimizer, lr, wd)
-        self._plan: Dict = {}
-        self.remote = None if kvstore is None else _RemoteTables(
-            kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
+        self._graphs = {}
 
-    def plan(self, batches: Sequence[Sequence[np.ndarray]]) -> None:
-        """Rows and local ids of every shard of every batch of an epoch, a few
-        hundred batches at a time (one sort per kind each, no loop per batch;
-        the chunks bound the sorts' memory)."""
-        self._plan = {}  # the last epoch's plan goes before this one is built (peak memory)
-        master, counts = self.devices[0], len(self.devices)
+    def _read_from_buffers(self) -> Dict[str, Tuple[mx.nd.NDArray, List[mx.nd.NDArray]]]:
+        """A buffer per table for a batch's rows, weight and state (planes,
+        slots, width), and its planes' views, the first of which becomes the
+        twin's slot: one ``take`` fills both, and the update writes the buffer
+        back whole."""
+        buffers = {}
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            for name, param in self.slots.items():
+                slot = param.data(self.devices[0])
+                buffer = mx.nd.zeros((self.lazy.planes, *slot.shape), ctx=self.devices[0])
+                planes = [buffer[plane] for plane in range(self.lazy.planes)]
+                param._data = [planes[0].as_np_ndarray()]
+                param._init_grad()  # the gradient of the slot that now reads the buffer
+                buffers[name] = (buffer, planes)
+        return buffers
+
+    def prepare(self, batches: Sequence[Sequence[np.ndarray]]) -> Dict[str, Any]:
+        """The NumPy part of :meth:`plan`: rows and local ids of every shard of
+        every batch of an epoch, a few hundred batches at a time (one sort per
+        kind each, no loop per batch; the chunks bound the sorts' memory). No
+        MXNet call: it may run in another thread while the last epoch trains."""
+        counts = len(self.devices)
         bounds = [_slices(len(batch[0]), counts) for batch in batches]
-        rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
+        rows = {kind: np.full((len(batches), counts, size), self.spare[kind], dtype=np.int64)
                 for kind, size in self.capacity.items()}
         sizes = {kind: np.zeros((len(batches), counts), dtype=np.int64) for kind in rows}
         chunks = []
@@ -233,15 +323,60 @@ class SparseBatches:
                                       {kind: value[chunk] for kind, value in rows.items()},
                                       {kind: value[chunk] for kind, value in sizes.items()}))
         columns = [np.concatenate(parts) for parts in zip(*chunks)]
-        lengths = _shard_lengths(bounds)
-        self._plan = {
-            "rows": rows, "sizes": sizes, "bounds": bounds,
-            "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
-                      for kind, value in rows.items()},
-            "local": {device: [mx.np.array(column, dtype=np.int32, ctx=device)
-                               for column in columns] for device in self.devices},
-            "offsets": np.cumsum([0] + lengths, dtype=np.int64),
-            "first": np.cumsum([0] + [len(parts) for parts in bounds], dtype=np.int64)}
+        offsets = np.cumsum([0] + _shard_lengths(bounds), dtype=np.int64)
+        # slots for the epoch's largest batch, in steps of _SLOT_STEP rows (not for
+        # the most a batch could touch: every row of a slot is gathered, updated
+        # and written back, and a batch of ML-1M touches 60 % of what it could)
+        needed = {kind: min(self.capacity[kind], -(-(int(value.max(initial=0)) + 1)
+                                                    // _SLOT_STEP) * _SLOT_STEP)
+                  for kind, value in sizes.items()}
+        prepared = {"rows": rows, "sizes": sizes, "bounds": bounds, "offsets": offsets,
+                    "first": np.cumsum([0] + [len(parts) for parts in bounds], dtype=np.int64),
+                    "needed": needed, "batches": len(batches)}
+        if self.fused:
+            prepared["stacked"], prepared["stacked_offsets"] = _stacked(columns, offsets)
+        else:
+            prepared["columns"] = columns
+        return prepared
+
+    def plan(self, batches: Sequence[Sequence[np.ndarray]] | None = None,
+             prepared: Dict[str, Any] | None = None) -> None:
+        """Make the epoch of ``batches`` (or of what :meth:`prepare` made of
+        them) the one trained: its rows and local ids copied to MXNet once
+        (per-batch copies would wait for the engine), the twin grown if its
+        largest batch needs more slots, and the network's weights into the
+        tables' storage."""
+        self._plan = {}  # the last epoch's plan goes before this one is built (peak memory)
+        prepared = dict(self.prepare(batches) if prepared is None else prepared)
+        if self.remote is None:
+            self.lazy.load()
+        needed, master = prepared.pop("needed"), self.devices[0]
+        # the NumPy arrays and their copies in MXNet
+        self._plan_bytes = 2 * sum(array.nbytes for part in ("rows", "stacked", "columns")
+                                   for array in _values(prepared.get(part, ())))
+        if self.net is None or any(needed[kind] > self._slots[kind] for kind in needed):
+            self._slots = needed
+            self._make_twin(needed)
+        rows = {kind: value[:, :, :self._slots[kind]] for kind, value in prepared["rows"].items()}
+        self._plan = {**prepared, "rows": rows,
+                      "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
+                                for kind, value in rows.items()}}
+        if self.fused:
+            # each batch's rows as (1, 1, slots), what LazyTables.flat_index takes
+            self._plan["rows3"] = {kind: value.reshape((prepared["batches"], 1, 1, -1))
+                                   for kind, value in self._plan["index"].items()}
+            self._plan["stacked"] = [mx.np.array(column, dtype=np.int32, ctx=master)
+                                     for column in prepared["stacked"]]
+        else:
+            self._plan["local"] = {device: [mx.np.array(column, dtype=np.int32, ctx=device)
+                                            for column in prepared["columns"]]
+                                   for device in self.devices}
+
+    def room_for_another_plan(self) -> bool:
+        """Whether memory holds a second epoch's plan beside this one (the next
+        epoch's is made while this one trains); True before the first plan."""
+        available = available_memory()
+        return available is None or 4 * self._plan_bytes < MEMORY_SHARE * available
 
     def touched(self) -> Dict[str, float]:
         """Mean distinct rows per batch of the planned epoch, by kind
@@ -250,9 +385,28 @@ class SparseBatches:
         return {kind: float(value.sum(axis=1).mean()) if value.size else 0.0
                 for kind, value in sizes.items()}
 
+    def losses(self, number: int, loss: gluon.HybridBlock):
+        """Batch ``number``'s rows into the slots and its loss and scores from
+        one graph call, recorded for ``backward`` (``fused`` only)."""
+        plan = self._plan
+        self._flat = dict.fromkeys(self.capacity)
+        for name, kind in self.kinds.items():
+            if self._flat[kind] is None:  # the tables of a kind share their rows
+                index = self.lazy.flat_index(name, plan["rows3"][kind][number])
+                self._flat[kind] = (index, index[0])
+            mx.nd.take(self.lazy.flat[name], self._flat[kind][1], out=self._gathered[name][0])
+        graph = self._graphs.get(id(loss))
+        if graph is None:
+            graph = self._graphs[id(loss)] = _Triplets(self.net, loss, self.group)
+            graph.hybridize(static_alloc=True)
+        start, stop = plan["stacked_offsets"][number:number + 2]
+        with autograd.record():
+            value, scores = graph(*(column[start:stop] for column in plan["stacked"]))
+        return [value], [scores]
+
     def shards(self, number: int) -> List[Tuple[mx.np.ndarray, ...]]:
-        """Batch ``number`` of the planned epoch: its rows into the slots, and
-        its shards as local ids on their devices."""
+        """Batch ``number`` of the planned epoch (not ``fused``): its rows into
+        the slots, and its shards as local ids on their devices."""
         plan, out = self._plan, []
         for device_number, device in enumerate(self.devices[:len(plan["bounds"][number])]):
             # each kind's rows once (indexing an NDArray is a C call and an object)
@@ -264,10 +418,8 @@ class SparseBatches:
                 if self.remote is not None:  # the rows from the parameter servers
                     size = int(plan["sizes"][kind][number, device_number])
                     slot[:size] = self.remote.pull(name, index[:size]).as_in_context(device)
-                elif device == self.devices[0]:
-                    mx.nd.take(self.lazy.tables[name], index, out=slot)
-                else:
-                    mx.nd.take(self.lazy.tables[name], index).copyto(slot)
+                else:  # the weights are the storage's first rows
+                    mx.nd.take(self.lazy.flat[name], index).copyto(slot)
             shard = plan["first"][number] + device_number  # a small batch has fewer shards
             start, stop = plan["offsets"][shard], plan["offsets"][shard + 1]
             out.append(tuple(column[start:stop] for column in plan["local"][device]))
@@ -276,28 +428,26 @@ class SparseBatches:
     def step(self, number: int, batch_size: int) -> None:
         """Apply the slots' gradients to the rows they stand for, summed over
         devices, scaled by ``1 / batch_size`` as the Trainer scales its own."""
+        if self.fused:
+            master = self.devices[0]
+            for name, kind in self.kinds.items():
+                buffer, planes = self._gathered[name]
+                self.lazy.apply(name, planes, buffer, self._views[name][master][1],
+                                1.0 / batch_size, self._flat[kind][0])
+            return
         plan, master = self._plan, self.devices[0]
         used = self.devices[:len(plan["bounds"][number])]
-        shared = {}  # a kind's rows, made once for its tables
         for name, kind in self.kinds.items():
-            sizes, gathered, index = plan["sizes"][kind][number], None, None
-            if len(used) == 1:
-                size = int(sizes[0])
-                if kind not in shared:
-                    rows = plan["index"][kind][number][0][:size]
-                    shared[kind] = (rows, rows.reshape((1, -1)))
-                rows, index = shared[kind]
-                # the slot still holds the rows' values (the twin only read them)
-                gathered, grad = (view[:size] for view in self._views[name][master])
-            else:  # the same row from several devices: one summed row
-                rows, grad = _merge(
-                    [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
-                    [self._views[name][device][1][:int(sizes[d])]
-                     for d, device in enumerate(used)], master)
+            sizes = plan["sizes"][kind][number]
+            # the same row from several devices: one summed row
+            rows, grad = _merge(
+                [plan["rows"][kind][number, d, :sizes[d]] for d in range(len(used))],
+                [self._views[name][device][1][:int(sizes[d])]
+                 for d, device in enumerate(used)], master)
             if self.remote is not None:
                 self.remote.push(name, rows, grad)
             else:
-                self.lazy.update(name, rows, grad, 1.0 / batch_size, gathered, index)
+                self.lazy.update(name, rows, grad, 1.0 / batch_size)
 
     @property
     def learning_rate(self) -> float:
@@ -317,10 +467,38 @@ class SparseBatches:
         network on every device."""
         if self.remote is not None:
             self.remote.pull_all()
+        else:
+            self.lazy.store()
         for param in self._full.values():
             master = param.data(self.devices[0])
             for device in self.devices[1:]:
                 param.data(device)[:] = master.as_in_ctx(device)
+
+
+def _values(part) -> list:
+    return list(part.values()) if isinstance(part, dict) else list(part)
+
+
+def _stacked(columns: List[np.ndarray], offsets: np.ndarray) -> Tuple[List[np.ndarray],
+                                                                         np.ndarray]:
+    """One device's local ids as the graph takes them: each batch's users and
+    items stacked, the positives' pairs then the negatives' (flat batches:
+    users twice, positives then negatives) or, grouped, each positive's row
+    beside its ``k`` negatives (users repeated ``1 + k`` times); and where each
+    batch starts in them."""
+    users, positives, negatives = columns
+    if negatives.ndim == 2:
+        width = negatives.shape[1] + 1
+        items = np.concatenate([positives.reshape(-1, 1), negatives], axis=1).reshape(-1)
+        return [np.repeat(users, width), items], offsets * width
+    lengths = np.diff(offsets)
+    batch = np.repeat(np.arange(len(lengths)), lengths)
+    first = 2 * offsets[batch] + (np.arange(len(users)) - offsets[batch])
+    second = first + lengths[batch]
+    stacked = [np.empty(2 * len(users), dtype=np.int32), np.empty(2 * len(users), dtype=np.int32)]
+    for column, (head, tail) in zip(stacked, ((users, users), (positives, negatives))):
+        column[first], column[second] = head, tail
+    return stacked, 2 * offsets
 
 
 class _RemoteTables:

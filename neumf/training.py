@@ -2,7 +2,7 @@
 
 :func:`fit_epochs` is the core: batches of ``(user, positive, negative)``
 triplets, one forward pass per device over the stacked pairs, a pairwise loss,
-one Trainer step; after each epoch the negligible weights are set to 0, the
+one Trainer step; after each epoch the
 network is evaluated (when asked) and every callback sees the epoch's
 statistics (see :mod:`neumf.callbacks`). The tutorial's ``train_ranking`` is a
 thin adapter over it (:mod:`neumf.tutorial`).
@@ -11,9 +11,10 @@ thin adapter over it (:mod:`neumf.tutorial`).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ._util import check_number
 from .devices import check_devices, split_and_load
-from .optim_state import allow_np_updates, flush_negligible
+from .optim_state import allow_np_updates
 
 __all__ = ["COLLAPSE_SPREAD", "CollapseWarning", "EpochStats", "fit_epochs", "num_triplets",
            "score_spread_collapsed"]
@@ -147,10 +148,30 @@ def num_triplets(train_iter) -> int | None:
 
 def _spread(last_scores) -> float:
     """max - min over the scores of the last batch (NaN if there was none)."""
-    if last_scores is None:
+    if not last_scores:
         return float("nan")
-    values = np.concatenate([s.asnumpy().reshape(-1) for group in last_scores for s in group])
+    values = np.concatenate([scores.asnumpy().reshape(-1) for scores in last_scores])
     return float(values.max() - values.min()) if values.size else float("nan")
+
+
+def _losses(net, shards, loss):
+    """Each device's loss of its shard, and the scores, recorded for backward."""
+    with autograd.record():
+        positive, negative = _forward_triplets(net, shards)
+        return [loss(p, n) for p, n in zip(positive, negative)], positive + negative
+
+
+def _batch_totals(epoch_losses) -> List[float]:
+    """Each batch's summed loss, read back in one copy (a read per batch waits
+    for the engine each time)."""
+    parts = [batch_loss.as_nd_ndarray().reshape((-1,))
+             for batch_losses in epoch_losses for batch_loss in batch_losses]
+    if not parts:
+        return []
+    values = mx.nd.concat(*parts, dim=0).asnumpy().astype(np.float64)
+    counts = [sum(batch_loss.size for batch_loss in batch_losses)
+              for batch_losses in epoch_losses]
+    return np.add.reduceat(values, np.cumsum([0] + counts[:-1])).tolist()
 
 
 # Batches Python may queue ahead of MXNet's engine: enough to overlap the two,
@@ -158,36 +179,79 @@ def _spread(last_scores) -> float:
 _AHEAD = 2
 
 
+class _NextEpoch:
+    """The next epoch's batches and row-sparse plan (NumPy only), drawn in a
+    thread while this epoch trains: MXNet's engine would otherwise wait for
+    them (about a fifth of an ML-1M epoch). The sampler's generator state
+    before the draw is kept as its ``resume_state``, which a checkpoint saves:
+    a resumed run draws that epoch again, the same."""
+
+    def __init__(self, train_iter, sparse):
+        self._sampler = getattr(train_iter, "dataset", None)
+        if self._sampler is not None and hasattr(self._sampler, "rng"):
+            self._sampler.resume_state = self._sampler.rng.bit_generator.state
+        self._result, self._error = None, None
+        self._thread = threading.Thread(target=self._draw, args=(train_iter, sparse),
+                                        name="neumf-next-epoch", daemon=True)
+        self._thread.start()
+
+    def _draw(self, train_iter, sparse) -> None:
+        try:
+            batches = list(train_iter)  # NumPy views of the epoch's arrays
+            self._result = batches, sparse.prepare(batches)
+        except BaseException as error:  # noqa: BLE001 (raised again in the training thread)
+            self._error = error
+
+    def result(self):
+        """The batches and their prepared plan, once drawn (an error raised here)."""
+        self._thread.join()
+        if self._sampler is not None:
+            self._sampler.resume_state = None  # drawn, and now trained
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
 @use_np
 def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
-                 sparse=None) -> EpochStats:
+                 sparse=None, ahead: _NextEpoch | None = None,
+                 draw_next: bool = False) -> Tuple[EpochStats, _NextEpoch | None]:
     """One pass over ``train_iter``; the losses are read back once, at the end
     (a per-batch read stalls MXNet's pipeline), but each batch waits for the
     loss of the batch ``_AHEAD`` before it, so that few batches are queued. With ``sparse``
     (:class:`neumf.sparse.SparseBatches`), its twin network trains on each
-    batch's rows and the touched rows of the tables are updated."""
-    epoch_losses, num_examples, last_scores = [], 0, None
+    batch's rows and the touched rows of the tables are updated; ``ahead``
+    holds its batches when they were drawn during the last epoch, and with
+    ``draw_next`` the next epoch's are drawn during this one (returned beside
+    the epoch's statistics)."""
+    epoch_losses, num_examples, last_scores, next_epoch = [], 0, None, None
     start = time.perf_counter()
     if sparse is not None:
-        train_iter = list(train_iter)  # NumPy views of the epoch's arrays
-        sparse.plan(train_iter)
+        if ahead is not None:
+            batches, prepared = ahead.result()
+            sparse.plan(prepared=prepared)
+        else:
+            batches = list(train_iter)  # NumPy views of the epoch's arrays
+            sparse.plan(batches)
+        next_epoch = _NextEpoch(train_iter, sparse) if draw_next else None
+        train_iter = batches
     for number, batch in enumerate(train_iter):
         if sparse is None:
             columns = [_to_mx(values) for values in batch]
             batch_size = columns[-1].size  # triplets: rows x k in a grouped batch
-            shards, model = split_and_load(columns, devices), net
+            batch_losses, scores = _losses(net, split_and_load(columns, devices), loss)
+        elif sparse.fused:
+            batch_size = int(np.size(batch[-1]))
+            batch_losses, scores = sparse.losses(number, loss)
         else:
             batch_size = int(np.size(batch[-1]))
-            shards = [list(column) for column in zip(*sparse.shards(number))]
-            model = sparse.net
-        with autograd.record():
-            positive, negative = _forward_triplets(model, shards)
-            batch_losses = [loss(p, n) for p, n in zip(positive, negative)]
+            batch_losses, scores = _losses(
+                sparse.net, [list(column) for column in zip(*sparse.shards(number))], loss)
         for batch_loss in batch_losses:
             batch_loss.backward()
         if trainer is not None:
-            if len(positive) < len(devices):
-                _idle_devices_add_nothing(trainer, devices[len(positive):])
+            if len(batch_losses) < len(devices):
+                _idle_devices_add_nothing(trainer, devices[len(batch_losses):])
             trainer.step(batch_size)
         if sparse is not None:
             sparse.step(number, batch_size)
@@ -195,31 +259,34 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
         if number >= _AHEAD:  # bounded run-ahead: queued batches hold memory
             epoch_losses[number - _AHEAD][0].wait_to_read()
         num_examples += batch_size
-        last_scores = (positive, negative)
+        last_scores = scores
         bar.update(batch_size)
-    totals = [sum(float(batch_loss.sum()) for batch_loss in batch_losses)
-              for batch_losses in epoch_losses]
+    totals = _batch_totals(epoch_losses)
     bad = [index for index, total in enumerate(totals) if not math.isfinite(total)]
     if bad:
         raise FloatingPointError(
             f"epoch {epoch}, batch {bad[0] + 1}: the loss is {totals[bad[0]]}; the training "
             "diverged: lower the learning rate (lr) or check the inputs")
     return EpochStats(epoch, math.fsum(totals) / num_examples if num_examples else float("nan"),
-                      time.perf_counter() - start, num_examples, _spread(last_scores))
+                      time.perf_counter() - start, num_examples,
+                      _spread(last_scores)), next_epoch
 
 
 def _one_epoch(net, train_iter, loss, trainer, devices, epoch: int, history, progress: bool,
-               sparse) -> EpochStats:
-    """One epoch's batches, under a progress bar when asked."""
+               sparse, ahead: _NextEpoch | None, draw_next: bool
+               ) -> Tuple[EpochStats, _NextEpoch | None]:
+    """One epoch's batches, under a progress bar when asked (see :func:`_train_epoch`
+    for ``ahead`` and ``draw_next``)."""
     with tqdm(total=num_triplets(train_iter), desc=f"epoch {epoch}", unit="triplet",
               unit_scale=True, leave=False, mininterval=0.25,
               disable=None if progress else True) as bar:  # None: only on a terminal
         if history:
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-        stats = _train_epoch(net, train_iter, loss, trainer, devices, epoch, bar, sparse)
+        stats, next_epoch = _train_epoch(net, train_iter, loss, trainer, devices, epoch, bar,
+                                         sparse, ahead, draw_next)
     if sparse is not None:
         sparse.sync()
-    return stats
+    return stats, next_epoch
 
 
 def _epoch_rate(epoch: int, learning_rate, trainer, sparse) -> float:
@@ -262,7 +329,7 @@ def _evaluate_into(stats: EpochStats, net: gluon.Block, evaluate: Evaluate) -> N
 def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
                trainer: gluon.Trainer | None, devices: Sequence[mx.Context], *,
                num_epochs: int, evaluate: Evaluate | None = None, eval_every: int | None = 1,
-               callbacks: Sequence = (), initial_epoch: int = 0, flush: bool = True,
+               callbacks: Sequence = (), initial_epoch: int = 0,
                progress: bool = False, sparse=None,
                learning_rate: Callable[[int], float] | None = None) -> List[Dict[str, float]]:
     """Train ``net`` for ``num_epochs`` epochs on batches of triplets.
@@ -279,11 +346,11 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
     callbacks
         Objects with ``on_epoch_end(stats) -> bool | None`` (True stops after
         this epoch; every callback sees it first), and ``on_train_end(history)``.
-    initial_epoch, flush, progress, sparse
-        Epochs are numbered from ``initial_epoch + 1`` (a resumed run); set the
-        negligible weights to 0 after each epoch; a progress bar per epoch; a
-        :class:`neumf.sparse.SparseBatches` for row-sparse embedding tables
-        (``trainer`` then holds the dense layers only, or is None).
+    initial_epoch, progress, sparse
+        Epochs are numbered from ``initial_epoch + 1`` (a resumed run); a
+        progress bar per epoch; a :class:`neumf.sparse.SparseBatches` for
+        row-sparse embedding tables (``trainer`` then holds the dense layers
+        only, or is None).
     learning_rate
         ``learning_rate(epoch)`` -> the rate of that epoch, set on ``trainer``
         and ``sparse`` before it (None: theirs, unchanged); not with a
@@ -299,13 +366,14 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
         allow_np_updates(trainer)
     history: List[Dict[str, float]] = []
     metric_names: List[str] = []
-    for epoch in range(initial_epoch + 1, initial_epoch + num_epochs + 1):
+    last, ahead = initial_epoch + num_epochs, None
+    for epoch in range(initial_epoch + 1, last + 1):
         rate = _epoch_rate(epoch, learning_rate, trainer, sparse)
-        stats = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history, progress,
-                           sparse)
+        # the next epoch drawn during this one, where its plan fits in memory twice
+        draw_next = sparse is not None and epoch < last and sparse.room_for_another_plan()
+        stats, ahead = _one_epoch(net, train_iter, loss, trainer, devices, epoch, history,
+                                  progress, sparse, ahead, draw_next)
         stats.lr = rate
-        if flush and trainer is not None:
-            flush_negligible(trainer)
         if evaluate is not None and eval_every and epoch % eval_every == 0:
             _evaluate_into(stats, net, evaluate)
             metric_names = list(stats.metrics)

@@ -268,7 +268,6 @@ def train_ranking(
     collapse_check: bool = True,
     on_epoch_end: Callable[[Dict[str, float]], bool | None] | None = None,
     initial_epoch: int = 0,
-    flush: bool = True,
 ) -> List[Dict[str, float]]:
     """Train ``net`` on ``(user, positive, negative)`` batches with a pairwise loss
     (the tutorial's loop; see :func:`neumf.training.fit_epochs`, which runs it).
@@ -289,7 +288,7 @@ def train_ranking(
     ``lr``. A :class:`neumf.CollapseWarning` warns when every pair scores alike, unless
     ``collapse_check`` is False. ``verbose``: a progress bar and a line per
     epoch. Epochs are numbered from ``initial_epoch + 1``; ``on_epoch_end(stats)``
-    returning True stops training; ``flush`` zeroes negligible weights each epoch.
+    returning True stops training.
     """
     num_epochs = check_int("num_epochs", num_epochs, 0)
     eval_step = check_int("eval_step", eval_step, 1)
@@ -307,4 +306,4 @@ def train_ranking(
         callbacks.append(CallOnEpochEnd(on_epoch_end))
     return fit_epochs(net, train_iter, loss, trainer, devices, num_epochs=num_epochs,
                       evaluate=evaluate, eval_every=eval_step, callbacks=callbacks,
-                      initial_epoch=initial_epoch, flush=flush, progress=verbose)
+                      initial_epoch=initial_epoch, progress=verbose)

@@ -5,6 +5,7 @@ its definition, and devices, resume and the CLI switch work with it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from mxnet import gluon
 import neumf.sparse
 from neumf import BPRLoss, fit, load_model, synthetic
 from neumf._gluon import get_weights, parameters, set_weights
+from neumf.callbacks import Checkpoint
 from neumf.cli import build_parser
 from neumf.model import NeuMF
 from neumf.sparse import LazyTables, SparseBatches
@@ -43,7 +45,7 @@ def _step(net, batch, devices, sparse: bool, lr=0.5, wd=0.0, epochs=1, optimizer
     trainer = gluon.Trainer(params, optimizer, {"learning_rate": lr, "wd": wd})
     batches = SparseBatches(net, devices, len(batch[0]), optimizer, lr, wd) if sparse else None
     loader = [batch] if sparse else [tuple(mx.np.array(c, dtype="int32") for c in batch)]
-    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=epochs, flush=False,
+    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=epochs,
                sparse=batches)
 
 
@@ -95,6 +97,7 @@ def test_lazy_adam_matches_a_numpy_reference():
         var[rows] = 0.999 * var[rows] + 0.001 * g ** 2
         lr = 0.1 * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step)
         weight[rows] -= lr * mean[rows] / (np.sqrt(var[rows]) + 1e-8)
+    lazy.store()  # the trained weights back into the tables
     # float32 steps against float64 arithmetic: a wrong rule is off by ~1e-2
     np.testing.assert_allclose(tables["T"].asnumpy(), weight, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="sparse training supports the optimizers"):
@@ -122,6 +125,7 @@ def test_the_update_equals_mxnets_lazy_kernels_bit_for_bit(optimizer):
             lr = 0.05 * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step)
             mx.nd.sparse.adam_update(table, sparse_grad, mean, var, lr=lr, wd=0.01,
                                      rescale_grad=0.25, lazy_update=True, out=table)
+    lazy.store()
     np.testing.assert_array_equal(lazy.tables["T"].asnumpy(), table.asnumpy())
     assert not np.array_equal(table.asnumpy(), start)
     if optimizer == "adam":
@@ -162,7 +166,7 @@ def _grouped_step(net, batch, devices, sparse: bool, lr=0.5):
     batches = SparseBatches(net, devices, batch[2].size, "sgd", lr, 0.0,
                             group=batch[2].shape[1]) if sparse else None
     loader = [batch] if sparse else [tuple(mx.np.array(c, dtype="int32") for c in batch)]
-    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=1, flush=False,
+    fit_epochs(net, loader, BPRLoss(), trainer, devices, num_epochs=1,
                sparse=batches)
 
 
@@ -202,6 +206,26 @@ def test_sparse_fit_learns_and_resumes_exactly(frame, tmp_path):
     assert whole.metrics["auc"] > popularity.metrics["auc"] + 0.1  # taste groups found
     fit(dataset=frame, num_epochs=2, out=tmp_path / "half", **SETTINGS)
     resumed = fit(resume=tmp_path / "half", num_epochs=4, verbose=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    users = np.arange(whole.num_users)
+    np.testing.assert_array_equal(resumed.net.score_matrix(users),
+                                  whole.net.score_matrix(users))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_checkpoint_taken_while_the_next_epoch_is_drawn_resumes_exactly(
+        frame, tmp_path, monkeypatch):
+    # each epoch's negatives are drawn during the epoch before: the checkpoint
+    # after epoch 2 (epoch 3 drawn by then) keeps the generator as it was before
+    original = Checkpoint.on_epoch_end
+
+    def keep_a_copy(self, stats):
+        original(self, stats)
+        if stats["epoch"] == 2:
+            shutil.copytree(self.out, tmp_path / "after-2")
+    monkeypatch.setattr(Checkpoint, "on_epoch_end", keep_a_copy)
+    whole = fit(dataset=frame, num_epochs=4, out=tmp_path / "whole", **SETTINGS)
+    resumed = fit(resume=tmp_path / "after-2", num_epochs=4, verbose=False)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
     users = np.arange(whole.num_users)
     np.testing.assert_array_equal(resumed.net.score_matrix(users),
@@ -299,9 +323,10 @@ def test_a_new_epochs_plan_is_built_after_the_last_one_is_let_go(monkeypatch):
     assert planner.touched()["user"] > 0  # the new plan is in place
 
 
-def _plan_batch_by_batch(batches, counts, capacity):
-    """The plan as first written, one np.unique per shard: the oracle."""
-    rows = {kind: np.zeros((len(batches), counts, size), dtype=np.int64)
+def _plan_batch_by_batch(batches, counts, capacity, spare):
+    """The plan as first written, one np.unique per shard: the oracle (padded
+    with the ``spare`` row of each kind)."""
+    rows = {kind: np.full((len(batches), counts, size), spare[kind], dtype=np.int64)
             for kind, size in capacity.items()}
     sizes = {kind: np.zeros((len(batches), counts), dtype=np.int64) for kind in rows}
     local = []
@@ -344,13 +369,31 @@ def test_the_epochs_plan_equals_one_unique_per_shard(monkeypatch, grouped, num_d
                             group=4 if grouped else 1)
     planner.plan(batches)
     rows, sizes, columns, offsets = _plan_batch_by_batch(batches, num_devices,
-                                                         planner.capacity)
+                                                         planner.capacity, planner.spare)
     plan = planner._plan
+    assert planner.spare == {"user": 30, "item": 50}  # the row past each table's last
     for kind in rows:
+        slots = planner._slots[kind]  # the epoch's largest shard, in steps of 128 rows
+        assert sizes[kind].max() < slots <= planner.capacity[kind]
+        rows[kind] = rows[kind][:, :, :slots]
         np.testing.assert_array_equal(plan["rows"][kind], rows[kind])
         np.testing.assert_array_equal(plan["sizes"][kind], sizes[kind])
         np.testing.assert_array_equal(plan["index"][kind].asnumpy(), rows[kind])
     np.testing.assert_array_equal(plan["offsets"], offsets)
+    if planner.fused:  # one device: each batch's pairs stacked as the graph scores them
+        users, items = (column.asnumpy() for column in plan["stacked"])
+        for number, (start, stop) in enumerate(zip(offsets, offsets[1:])):
+            local_users, positives, negatives = (column[start:stop] for column in columns)
+            if grouped:
+                expected = (np.repeat(local_users, 5), np.concatenate(
+                    [positives.reshape(-1, 1), negatives], axis=1).reshape(-1))
+            else:
+                expected = (np.concatenate([local_users, local_users]),
+                            np.concatenate([positives, negatives]))
+            first, last = plan["stacked_offsets"][number:number + 2]
+            np.testing.assert_array_equal(users[first:last], expected[0])
+            np.testing.assert_array_equal(items[first:last], expected[1])
+        return
     for device in devices:
         assert len(plan["local"][device]) == len(columns)
         for got, expected in zip(plan["local"][device], columns):
@@ -370,13 +413,13 @@ def test_small_and_uneven_batches_on_several_devices_train_as_one_dense_device(n
     set_weights(many, get_weights(dense))
     trainer = gluon.Trainer(list(parameters(dense).values()), "sgd", {"learning_rate": 0.5})
     fit_epochs(dense, [tuple(mx.np.array(c, dtype="int32") for c in batch) for batch in batches],
-               BPRLoss(), trainer, [mx.cpu(0)], num_epochs=2, flush=False)
+               BPRLoss(), trainer, [mx.cpu(0)], num_epochs=2)
     tables = many.tables() if sparse else {}
     trainer = gluon.Trainer([p for name, p in parameters(many).items() if name not in tables],
                             "sgd", {"learning_rate": 0.5})
     fit_epochs(many, batches if sparse else [
                    tuple(mx.np.array(c, dtype="int32") for c in batch) for batch in batches],
-               BPRLoss(), trainer, devices, num_epochs=2, flush=False,
+               BPRLoss(), trainer, devices, num_epochs=2,
                sparse=SparseBatches(many, devices, sizes[0], "sgd", 0.5, 0.0) if sparse else None)
     _assert_trained_alike(many, dense)
 
@@ -395,9 +438,9 @@ def test_the_twin_and_the_fits_loss_run_as_one_graph_a_batch(monkeypatch, frame)
     planned = []
     original_plan = SparseBatches.plan
 
-    def plan(self, batches):
-        planned.append((id(self.net), len(batches)))
-        original_plan(self, batches)
+    def plan(self, *args, **kwargs):
+        original_plan(self, *args, **kwargs)
+        planned.append((id(self.net), len(self._plan["bounds"])))
     monkeypatch.setattr(SparseBatches, "plan", plan)
     fit(dataset=frame, model="neumf", loss="log", num_epochs=2, **{**SETTINGS, "batch_size": 64})
     twin = planned[0][0]
@@ -405,3 +448,50 @@ def test_the_twin_and_the_fits_loss_run_as_one_graph_a_batch(monkeypatch, frame)
     # the first batch's shape, and the last, smaller batch's
     assert 1 <= calls[twin] <= 2
     assert len(calls) >= 2 and max(calls.values()) <= 2  # the loss too
+
+
+class _Passes:
+    """A loader whose passes (epochs) are given batch lists, one after the other."""
+
+    def __init__(self, *passes):
+        self.passes, self.count = passes, 0
+
+    def __iter__(self):
+        self.count += 1
+        return iter(self.passes[self.count - 1])
+
+
+def test_an_epoch_of_larger_batches_grows_the_slots_and_trains_as_dense():
+    rng = np.random.default_rng(8)
+    small = [(rng.integers(0, 300, 6), rng.integers(0, 500, 6), rng.integers(0, 500, 6))]
+    large = [(rng.integers(0, 300, 200), rng.integers(0, 500, 200),
+              rng.integers(0, 500, 200))]
+    nets = []
+    for _ in range(2):
+        mx.random.seed(0)
+        net = NeuMF(4, 300, 500, [6, 3])
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            net.initialize(mx.init.Normal(0.3), ctx=[mx.cpu()])
+        net.hybridize()
+        nets.append(net)
+    dense, sparse = nets
+    trainer = gluon.Trainer(list(parameters(dense).values()), "sgd", {"learning_rate": 0.5})
+    fit_epochs(dense, _Passes(*[[tuple(mx.np.array(c, dtype="int32") for c in batch)
+                                 for batch in batches] for batches in (small, large)]),
+               BPRLoss(), trainer, [mx.cpu()], num_epochs=2)
+    tables = sparse.tables()
+    trainer = gluon.Trainer([p for name, p in parameters(sparse).items() if name not in tables],
+                            "sgd", {"learning_rate": 0.5})
+    batches = SparseBatches(sparse, [mx.cpu()], 200, "sgd", 0.5, 0.0)
+    sizes = []
+    original = batches._make_twin
+
+    def make_twin(slots):
+        sizes.append(dict(slots))
+        original(slots)
+    batches._make_twin = make_twin
+    fit_epochs(sparse, _Passes(small, large), BPRLoss(), trainer, [mx.cpu()], num_epochs=2,
+               sparse=batches)
+    # in steps of 128 rows, at most the batch (200 users) and a spare slot
+    assert sizes == [{"user": 128, "item": 128}, {"user": 201, "item": 384}]
+    _assert_trained_alike(sparse, dense)

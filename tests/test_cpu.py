@@ -1,5 +1,5 @@
 """Float32 denormals flushed to zero in every thread that computes
-(neumf.denormals): values, not times. Each check runs in a fresh interpreter,
+(neumf.cpu): values, not times. Each check runs in a fresh interpreter,
 so that MXNet's engine and OpenMP threads exist before neumf is imported."""
 
 import os
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from neumf.denormals import flushing
+from neumf.cpu import flushing
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.machine() != "x86_64",
@@ -111,3 +111,19 @@ def test_numpy_float_limits_stay_right_and_quiet():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "True"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("before, env, expected", [
+    ("", {}, "2"),                                            # neumf first: two workers
+    ("", {"MXNET_CPU_WORKER_NTHREADS": "1"}, "1"),            # the user's choice stays
+    ("import mxnet\n", {}, "None"),                           # too late: MXNet read it
+])
+def test_mxnet_gets_two_engine_workers_where_nobody_chose(before, env, expected):
+    code = before + "import os, neumf\nprint(os.environ.get('MXNET_CPU_WORKER_NTHREADS'))"
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "MXNET_CPU_WORKER_NTHREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**environment, "PYTHONWARNINGS": "ignore", **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == expected
