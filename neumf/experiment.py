@@ -7,7 +7,6 @@ loads the data (from the run itself when resuming), and trains with
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
@@ -34,7 +33,6 @@ from .interactions import RecData, frame_digest, from_frame, validation_split
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import NeuMF, build_model, initialize
 from .plotting import LivePlot
-from .processes import start as _start_process
 from .resume import check_source, resumed_config
 from .runs import (
     FitResult,
@@ -238,9 +236,9 @@ def fit(
 
 
 def _cpu_seconds() -> float:
-    """CPU seconds of this process and of the ones it waited for (pretraining's)."""
+    """CPU seconds of this process, every thread."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system
 
 
 def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bool,
@@ -540,21 +538,15 @@ def _pretrain(net: NeuMF, data: RecData, config: FitConfig, devices: List[mx.Con
               source: Dict[str, Any], kvstore, verbose: bool,
               validation_negatives: np.ndarray | None) -> Dict[str, Dict[str, float]]:
     """Train GMF (or MF, ``gmf_tower='mf'``) and MLP with ``config``'s sizes
-    (and NeuMF's validation negatives), one after the other or, with
-    ``pretrain_parallel``, the MLP in a second process, and load them into
+    (and NeuMF's validation negatives), one after the other, and load them into
     ``net``; returns each tower's test metrics by model name."""
     gmf_config, mlp_config = (
         dataclasses.replace(config, pretrain=False, **config.pretraining.tower(tower,
                                                                                config.num_epochs))
         for tower in ("gmf", "mlp"))
     common = (devices, source, kvstore, validation_negatives)
-    # a kvstore object (train() called with one) cannot cross to another process
-    worker = (_mlp_worker(data, mlp_config, common, verbose)
-              if config.pretraining.pretrain_parallel and isinstance(kvstore, str) else None)
-    with worker or contextlib.nullcontext():
-        gmf = _train_tower(data, gmf_config, *common, verbose)
-        mlp = (_train_tower(data, mlp_config, *common, verbose) if worker is None
-               else _tower_from(worker, data, mlp_config, devices, verbose))
+    gmf = _train_tower(data, gmf_config, *common, verbose)
+    mlp = _train_tower(data, mlp_config, *common, verbose)
     net.load_towers(gmf[0], mlp[0], config.pretraining.alpha)
     return {gmf_config.model: gmf[1], "mlp": mlp[1]}
 
@@ -563,8 +555,7 @@ def _train_tower(data: RecData, config: FitConfig, devices: List[mx.Context],
                  source: Dict[str, Any], kvstore,
                  validation_negatives: np.ndarray | None, verbose: bool):
     """One pretrained tower, a run of its own: its network and test metrics.
-    The MLP tower starts from the run's seed afresh, so that it is the same
-    here and in a second process."""
+    The MLP tower starts from the run's seed afresh, as if trained alone."""
     if config.model == "mlp" and config.seed is not None:
         mx.random.seed(config.seed)
     if verbose:
@@ -572,37 +563,3 @@ def _train_tower(data: RecData, config: FitConfig, devices: List[mx.Context],
     result = train(data, config, devices, source=source, kvstore=kvstore, verbose=verbose,
                    validation_negatives=validation_negatives)
     return result.net, result.metrics
-
-
-def _tower_in_process(data: RecData, config: FitConfig, *common):
-    """:func:`_train_tower` as a second process runs it: the tower's weights
-    (NumPy arrays by parameter name) and its test metrics."""
-    net, metrics = _train_tower(data, config, *common, False)
-    return get_weights(net), metrics
-
-
-def _mlp_worker(data: RecData, config: FitConfig, common: tuple, verbose: bool):
-    """The MLP tower started in a second process with half the cores' engine
-    threads, or None, with a warning, where no second process can start."""
-    try:
-        worker = _start_process(_tower_in_process, data, config, *common,
-                                threads=max(1, (os.cpu_count() or 2) // 2), label="MLP tower")
-    except OSError as error:  # the user's call to fit(), five frames up, is where it warns
-        warnings.warn(f"pretrain_parallel: no second process ({error}); the MLP tower trains "
-                      "after the GMF tower instead", RuntimeWarning, stacklevel=6)
-        return None
-    if verbose:
-        print("pretraining MLP in a second process")
-    return worker
-
-
-def _tower_from(worker, data: RecData, config: FitConfig, devices: List[mx.Context],
-                verbose: bool):
-    """The MLP tower's network and test metrics, from the second process."""
-    weights, metrics = worker.result()
-    net = build_model(config, data.num_users, data.num_items)
-    initialize(net, config.model_spec, devices)
-    set_weights(net, weights)
-    if verbose:
-        print("MLP tower: " + ", ".join(f"{key} {value:.3f}" for key, value in metrics.items()))
-    return net, metrics

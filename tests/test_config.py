@@ -25,6 +25,15 @@ def test_config_fields_round_trip_with_new_fields():
     assert FitConfig(**dataclasses.asdict(config)) == config
 
 
+def test_a_saved_config_with_a_retired_setting_still_reads():
+    # runs saved by 0.3 hold pretrain_parallel, which changed no number
+    saved = {**dataclasses.asdict(FitConfig(**PRESETS["neumf-pretrained"])),
+             "pretrain_parallel": True}
+    assert FitConfig.from_saved(saved) == FitConfig(**PRESETS["neumf-pretrained"])
+    with pytest.raises(ValueError, match="unknown setting.*'pretrain_paralel'"):
+        FitConfig.from_saved({**saved, "pretrain_paralel": True})
+
+
 def test_patience_without_validation_is_refused():
     with pytest.raises(ValueError, match="needs validation=True"):
         FitConfig(patience=3)

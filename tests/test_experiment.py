@@ -4,9 +4,6 @@ the towers and baselines, the paper's presets, several devices, and the
 checks it makes before any work."""
 
 import math
-import os
-import subprocess
-import sys
 import warnings
 
 import mxnet as mx
@@ -283,73 +280,6 @@ def test_pretraining_with_biases_gives_them_to_neumf(planted_dir):
     assert result.net.biases and set(result.towers) == {"mf", "mlp"}
     # no fine-tuning: NeuMF's biases are alpha times the MF tower's, which learned some
     assert np.abs(_params(result.net)["item_bias.weight"]).max() > 0.7 * 0.05
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("sparse", [False, True])
-def test_the_mlp_tower_trained_in_a_second_process_is_the_same(planted_dir, sparse, capsys):
-    settings = {"data_dir": planted_dir, "seed": 0, "num_factors": 4, "nums_hiddens": [8],
-                "num_epochs": 1, "batch_size": 64, "pretrain": True, "gmf_tower": "mf",
-                "biases": True, "pretrain_epochs": 2, "mlp_pretrain_epochs": 3, "alpha": 0.7,
-                "sparse": sparse, "loss": "log", "num_negatives": 2, "k": 5}
-    here = fit(verbose=False, **settings)
-    beside = fit(pretrain_parallel=True, verbose=True, **settings)
-    assert "pretraining MLP in a second process" in capsys.readouterr().out
-    assert beside.towers == here.towers and beside.metrics == here.metrics
-    ours, theirs = _params(here.net), _params(beside.net)
-    assert ours.keys() == theirs.keys()
-    for name, value in ours.items():
-        np.testing.assert_array_equal(theirs[name], value, err_msg=name)
-
-
-_SAME_TOWERS = """
-import numpy as np, neumf
-settings = dict(dataset=neumf.synthetic(300, 200, 8000, seed=0), seed=11, num_factors=32,
-                nums_hiddens=[128, 64, 32], batch_size=256, dense_init="xavier", pretrain=True,
-                pretrain_epochs=1, num_epochs=0, eval_step=0, verbose=False)
-nets = [neumf.fit(pretrain_parallel=parallel, **settings).net for parallel in (False, True)]
-values = [[p.data().asnumpy() for p in net.collect_params().values()] for net in nets]
-print(all(np.array_equal(a, b) for a, b in zip(*values)))
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("when", ["before", "after"])
-def test_the_second_process_computes_with_this_ones_openmp_threads(when):
-    # MXNet's numbers depend on its OpenMP threads: a user's 2 holds in both, and
-    # 2 set after the import (this process's OpenMP started without it) in neither
-    environ = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
-    program = _SAME_TOWERS
-    if when == "before":
-        environ["OMP_NUM_THREADS"] = "2"
-    else:
-        program = program.replace("neumf\n", "neumf, os\nos.environ['OMP_NUM_THREADS'] = '2'\n", 1)
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", program], env=environ,
-                          capture_output=True, text=True, timeout=110)
-    assert done.stdout.strip() == "True", done.stderr
-
-
-def test_no_second_process_means_one_after_the_other_with_a_warning(planted_dir, monkeypatch):
-    settings = {"data_dir": planted_dir, "seed": 0, "num_factors": 4, "nums_hiddens": [8],
-                "num_epochs": 0, "batch_size": 64, "pretrain": True, "pretrain_epochs": 1,
-                "eval_step": 0, "verbose": False}
-    alone = fit(**settings)
-
-    def no_room(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(neumf.experiment, "_start_process", no_room)
-    with pytest.warns(RuntimeWarning, match="No space left.*after the GMF tower") as caught:
-        result = fit(pretrain_parallel=True, **settings)
-    assert caught[0].filename == __file__  # where fit() was called
-    assert result.towers == alone.towers and result.metrics == alone.metrics
-
-
-def test_cpu_seconds_count_the_processes_waited_for():
-    before = neumf.experiment._cpu_seconds()
-    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\n"
-                    "while time.process_time() - t < 0.5: pass"], check=True)
-    assert neumf.experiment._cpu_seconds() - before >= 0.45
 
 
 def test_pretrained_towers_share_the_negatives_drawn_once(planted_dir, monkeypatch):

@@ -725,34 +725,6 @@ def test_ctrl_c_says_where_the_checkpoint_is(planted_dir, tmp_path):
     assert len(load_model(run).history) >= 1
 
 
-def _children(pid: int):
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
-def test_ctrl_c_during_parallel_pretraining_stops_the_second_process(planted_dir):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "neumf", "train", "--data-dir", str(planted_dir), "--seed", "0",
-         "--pretrain", "--pretrain-parallel", "--pretrain-epochs", "100000", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while not _children(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    children = _children(process.pid)
-    time.sleep(1.0)  # both towers under way
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert children and process.returncode == 130, err
-    assert "Traceback" not in err and "neumf: interrupted" in err, err
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{child}").exists() for child in children):
-        assert time.monotonic() < deadline, "the MLP tower's process outlived the command"
-        time.sleep(0.05)
-
-
 # --- 10. offline first run ------------------------------------------------------------------
 
 def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
