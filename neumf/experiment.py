@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -28,6 +28,7 @@ from .config import PRESETS, FitConfig, Pretrain
 from .datasets import DATASETS, open_dataset
 from .devices import check_devices, try_all_gpus
 from .distributed import shard_rows
+from .ease import default_lambda, lambda_grid
 from .evaluation import RankingEvaluator
 from .interactions import RecData, frame_digest, from_frame, validation_split
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
@@ -48,7 +49,7 @@ from .runs import (
 )
 from .sampling import PRDataset, sampled_negatives
 from .sparse import SPARSE_OPTIMIZERS, SparseBatches
-from .training import fit_epochs
+from .training import EpochStats, evaluate_into, fit_epochs
 
 __all__ = ["fit", "train"]
 
@@ -293,6 +294,8 @@ def _check_sizes(data: RecData, config: FitConfig) -> None:
     if data.num_items < 2:
         raise ValueError(f"{data.name}: the catalogue has {data.num_items} item: there is "
                          "nothing to rank")
+    if config.model in ("popularity", "ease"):  # not trained on triplets
+        return
     if config.num_negatives >= data.num_items:
         raise ValueError(f"num_negatives={config.num_negatives} exceeds the "
                          f"{data.num_items - 1} items any user could have as negatives (the "
@@ -389,8 +392,8 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     result = FitResult(net, config, [], data.num_users, data.num_items, data=data,
                        source=source, state=TrainingState(
                            validation_negatives=validation_negatives))
-    if config.model == "popularity":
-        net.fit_counts(train_data.train_items)
+    if config.model in ("popularity", "ease"):  # counted or solved, not trained
+        _fit_without_epochs(result, train_data, epoch_metrics, verbose)
         return _finish(result, test_metrics, out)
     if config.pretrain and saved is None:
         result.towers = _pretrain(net, data, config, devices, source, kvstore, verbose,
@@ -432,6 +435,45 @@ def train(data: RecData, config: FitConfig, devices: List[mx.Context], *,
     if early is not None:
         _restore_best(result, early, verbose)
     return _finish(result, test_metrics, out)
+
+
+def _fit_without_epochs(result: FitResult, train_data: RecData, evaluate,
+                        verbose: bool) -> None:
+    """The popularity baseline's counts, or EASE's weights and lambda."""
+    if result.config.model == "popularity":
+        result.net.fit_counts(train_data.train_items)
+        return
+    result.history, lam = _fit_ease(result.net, result.data, train_data, result.config,
+                                    evaluate, verbose)
+    result.config = dataclasses.replace(result.config, ease_lambda=lam)
+
+
+def _fit_ease(net, data: RecData, train_data: RecData, config: FitConfig, evaluate,
+              verbose: bool) -> Tuple[List[Dict[str, float]], float]:
+    """EASE's weights on ``data``'s training pairs, its lambda as given or else,
+    with validation, the best by the monitored validation metric of a grid
+    around the default (each fitted on ``train_data``, the pairs left after
+    the validation split); one history entry per lambda tried, with its
+    metrics (validation, or test without it). Returns the history and lambda."""
+    center = default_lambda(len(train_data.train_users), data.num_items)
+    candidates = ([config.ease_lambda] if config.ease_lambda is not None
+                  else lambda_grid(center) if config.validation else [center])
+    history, key = [], f"val_{config.monitor}" if config.validation else None
+    for number, lam in enumerate(candidates, start=1):
+        start = time.perf_counter()
+        net.fit_weights(train_data.train_users, train_data.train_items, lam)
+        stats = EpochStats(number, float("nan"), time.perf_counter() - start, 0, float("nan"))
+        if config.evaluation.every:
+            evaluate_into(stats, net, evaluate)
+        history.append({**stats.as_dict(list(stats.metrics)), "ease_lambda": lam})
+        if verbose:
+            print(f"ease lambda {lam:.4g}: " + ", ".join(
+                f"{name} {value:.4f}" for name, value in stats.metrics.items()), flush=True)
+    best = max(history, key=lambda stats: stats.get(key, 0.0))["ease_lambda"] \
+        if key and len(history) > 1 else candidates[-1]
+    if train_data is not data or best != candidates[-1]:  # the final weights: all pairs
+        net.fit_weights(data.train_users, data.train_items, best)
+    return history, best
 
 
 def _evaluations(data: RecData, config: FitConfig, devices, validation_negatives):

@@ -13,9 +13,11 @@ from mxnet.gluon import nn
 from ._gluon import get_weights, parameters
 from ._util import check_memory
 from .config import FitConfig, ModelSpec
+from .ease import check_size as check_ease_size
+from .ease import ease_weights
 from .scoring import ScorerSpec, score_all
 
-__all__ = ["GMF", "MLP", "NeuMF", "Popularity", "build_model", "initialize"]
+__all__ = ["EASE", "GMF", "MLP", "NeuMF", "Popularity", "build_model", "initialize"]
 
 OUTPUT_ACTIVATIONS = (None, "sigmoid")
 
@@ -44,6 +46,22 @@ def _concat_columns(F, *arrays):
     operator of a NeuMF training step (benchmarks/QUALITY.md). Same values and gradients, imperative
     and hybridized."""
     return F.concat(*[array.as_nd_ndarray() for array in arrays], dim=1).as_np_ndarray()
+
+
+def _first_layer(F, user_id, item_id, rows: dict, units: int):
+    """``relu(W [U_u, V_i] + b)`` as ``relu((U W_u')[u] + (V W_v')[i] + b)``: the
+    first layer's product once per row of the tables ``rows["user_rows"]`` and
+    ``rows["item_rows"]`` (``W``: ``rows["first_weight"]``), then a sum per
+    pair. The same values as the tutorial's order, to float rounding, in
+    fewer operations when the tables hold fewer rows than the batch pairs
+    (the twin's slots: each row a batch touches, once)."""
+    user_weight, item_weight = F.np.split(rows["first_weight"], 2, axis=1)
+    per_user = F.npx.fully_connected(rows["user_rows"], user_weight, no_bias=True,
+                                     num_hidden=units, flatten=False)
+    per_item = F.npx.fully_connected(rows["item_rows"], item_weight, no_bias=True,
+                                     num_hidden=units, flatten=False)
+    return F.npx.relu(F.np.take(per_user, user_id, axis=0)
+                      + F.np.take(per_item, item_id, axis=0) + rows["first_bias"])
 
 
 def _tower(num_factors: int, nums_hiddens: Sequence[int]) -> nn.HybridSequential:
@@ -100,12 +118,30 @@ class _Ranker(nn.HybridBlock):
     def twin(self, num_users: int, num_items: int) -> _Ranker:
         """A block of the same kind that shares this one's dense layers, with
         embedding tables of ``num_users`` and ``num_items`` rows: the slots
-        of row-sparse training (see :mod:`neumf.sparse`)."""
+        of row-sparse training (see :mod:`neumf.sparse`). Its slots are a
+        batch's distinct rows, so it computes the MLP's first layer once per
+        row rather than once per pair (:func:`_first_layer`)."""
         other = type(self)(num_users=num_users, num_items=num_items, **self._sizes)
         for name in ("mlp", "prediction_layer"):
             if hasattr(self, name):
                 setattr(other, name, getattr(self, name))
+        if hasattr(self, "mlp"):
+            # registered as the twin's own, so that its hybrid_forward receives them
+            other.first_weight, other.first_bias = self.mlp[0].weight, self.mlp[0].bias
+            other.user_rows, other.item_rows = other.U.weight, other.V.weight
+            other.later = nn.HybridSequential()
+            for layer in list(self.mlp)[1:]:
+                other.later.add(layer)
         return other
+
+    def _mlp(self, F, user_id, item_id, rows: dict):
+        """The MLP tower's last hidden layer, per pair: through the first layer
+        per row where ``rows`` holds the first layer and the tables (a twin),
+        else as the tutorial's tower."""
+        if rows:
+            return self.later(_first_layer(F, user_id, item_id, rows,
+                                           self.nums_hiddens[0]))
+        return self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
 
     def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """Scores of every item for each user, in NumPy, without a forward pass
@@ -221,9 +257,8 @@ class MLP(_Ranker):
         self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
                                          in_units=self.nums_hiddens[-1])
 
-    def hybrid_forward(self, F, user_id, item_id):
-        return self.prediction_layer(
-            self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id))))
+    def hybrid_forward(self, F, user_id, item_id, **rows):
+        return self.prediction_layer(self._mlp(F, user_id, item_id, rows))
 
 
 @use_np
@@ -287,9 +322,9 @@ class NeuMF(_Ranker):
         self._add_biases(biases, num_users, num_items)
         self.prediction_layer = self._output_layer(num_factors + self.nums_hiddens[-1])
 
-    def hybrid_forward(self, F, user_id, item_id):
+    def hybrid_forward(self, F, user_id, item_id, **rows):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
-        mlp = self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
+        mlp = self._mlp(F, user_id, item_id, rows)
         score = self.prediction_layer(_concat_columns(F, gmf, mlp))  # (batch, 1)
         return self._finish(F, score, user_id, item_id, activated=not self.biases)
 
@@ -362,12 +397,58 @@ class Popularity(_Ranker):
         return ScorerSpec(popularity=True)
 
 
+@use_np
+class EASE(_Ranker):
+    """EASE (Steck, 2019): a user's score for an item sums, over the items the
+    user trained on, their learned weight towards it (see :mod:`neumf.ease`).
+    Parameters: ``weights`` (items x items, the closed form's ``B``, set by
+    :meth:`fit_weights`) and ``history`` (users x items, 1 where the user
+    trained on the item), neither trained by gradients.
+
+    Inputs: **user_id**, **item_id**, int arrays of shape (batch,).
+    Output: **score**, shape (batch, 1).
+    """
+
+    def __init__(self, num_users: int, num_items: int, **kwargs):
+        super().__init__(**kwargs)
+        _check_sizes(None, num_users=num_users, num_items=num_items)
+        self.num_users, self.num_items = num_users, num_items
+        self.weights = self.params.get("weights", shape=(num_items, num_items), init="zeros",
+                                       grad_req="null")
+        self.history = self.params.get("history", shape=(num_users, num_items), init="zeros",
+                                       grad_req="null")
+
+    def fit_weights(self, users: np.ndarray, items: np.ndarray, lam: float) -> None:
+        """The closed form on the training pairs ``(users, items)`` (0-based), with
+        L2 weight ``lam``; the pairs become the users' histories."""
+        weights = ease_weights(users, items, self.num_users, self.num_items, lam)
+        history = np.zeros((self.num_users, self.num_items), dtype=np.float32)
+        history[np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)] = 1.0
+        self.weights.set_data(weights)
+        self.history.set_data(history)
+
+    def hybrid_forward(self, F, user_id, item_id, weights, history):
+        row = F.np.take(history, user_id, axis=0)  # (batch, num_items)
+        column = F.np.transpose(F.np.take(weights, item_id, axis=1))
+        return F.np.sum(row * column, axis=1, keepdims=True)
+
+    def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
+        """Every item's score for each of ``user_ids``: shape (n, num_items), float32."""
+        return score_all(get_weights(self), np.atleast_1d(user_ids), self.scorer_spec())
+
+    def scorer_spec(self) -> ScorerSpec:
+        return ScorerSpec(ease=True)
+
+
 def build_model(config: Union[FitConfig, ModelSpec], num_users: int,
                 num_items: int) -> gluon.HybridBlock:
     """The (uninitialised) block that ``config.model`` names, sized for the data.
     A MemoryError says so, before anything is allocated, when its weights (with
     their gradients and optimizer state) cannot fit in memory."""
     spec = config.model_spec if isinstance(config, FitConfig) else config
+    if spec.model == "ease":
+        check_ease_size(num_users, num_items)
+        return EASE(num_users, num_items)
     # weights, gradients and two optimizer state arrays, float32 each
     check_memory(16 * spec.num_weights(num_users, num_items),
                  f"a {spec.model} model of {spec.num_factors} factors for {num_users} users "

@@ -23,13 +23,15 @@ Layers = List[Tuple[np.ndarray, np.ndarray]]
 class ScorerSpec:
     """What :func:`score_all` needs to know of a model beyond its weights: the
     GMF width (0: none), the MLP's embedding width and depth (0: none), a
-    sigmoid output, or the popularity baseline (scores are item counts)."""
+    sigmoid output, or the popularity baseline (scores are item counts), or
+    EASE (scores are the users' histories times its item-item weights)."""
 
     gmf_factors: int = 0
     mlp_factors: int = 0
     num_layers: int = 0
     sigmoid: bool = False
     popularity: bool = False
+    ease: bool = False
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -43,6 +45,8 @@ def score_all(weights: Dict[str, np.ndarray], user_ids: np.ndarray, spec: Scorer
     if spec.popularity:
         counts = np.asarray(weights["counts"], dtype=np.float32)
         return np.broadcast_to(counts, (len(user_ids), len(counts))).copy()
+    if spec.ease:
+        return np.asarray(weights["history"][user_ids] @ weights["weights"], dtype=np.float32)
     scores = neumf_scores(weights, user_ids, num_factors=spec.gmf_factors,
                           num_layers=spec.num_layers, mlp_factors=spec.mlp_factors,
                           max_pairs=max_pairs)

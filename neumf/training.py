@@ -25,8 +25,8 @@ from ._util import check_number
 from .devices import check_devices, split_and_load
 from .optim_state import allow_np_updates
 
-__all__ = ["COLLAPSE_SPREAD", "CollapseWarning", "EpochStats", "fit_epochs", "num_triplets",
-           "score_spread_collapsed"]
+__all__ = ["COLLAPSE_SPREAD", "CollapseWarning", "EpochStats", "evaluate_into", "fit_epochs",
+           "num_triplets", "score_spread_collapsed"]
 
 # Spread (max - min) of a batch's scores at or below which they no longer vary.
 # Measured: a collapsed run reaches exactly 0 (sigmoid outputs all 0.5) or keeps
@@ -318,7 +318,7 @@ def _check_schedule(learning_rate, trainer, sparse) -> None:
                          "kvstore the parameter servers keep the rate they were given")
 
 
-def _evaluate_into(stats: EpochStats, net: gluon.Block, evaluate: Evaluate) -> None:
+def evaluate_into(stats: EpochStats, net: gluon.Block, evaluate: Evaluate) -> None:
     """Fill ``stats``' metrics and evaluation seconds, in predict mode."""
     start = time.perf_counter()
     with autograd.predict_mode():
@@ -375,7 +375,7 @@ def fit_epochs(net: gluon.Block, train_iter, loss: gluon.loss.Loss,
                                   progress, sparse, ahead, draw_next)
         stats.lr = rate
         if evaluate is not None and eval_every and epoch % eval_every == 0:
-            _evaluate_into(stats, net, evaluate)
+            evaluate_into(stats, net, evaluate)
             metric_names = list(stats.metrics)
         history.append(stats.as_dict(metric_names))
         stop = [bool(callback.on_epoch_end(history[-1])) for callback in callbacks]

@@ -12,6 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "neumf"
 LAYERS = (
     ("_version", "_util", "_interrupt", "cpu"),
     ("metrics", "tables", "scoring", "generate", "losses", "download", "plotting", "devices",
+     "ease",
      "_gluon"),
     ("config", "interactions", "optim_state", "sparse"),
     ("sampling", "model", "evaluation", "training"),
