@@ -9,13 +9,13 @@ the callback object, never in closures.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 from mxnet import gluon
 
 from ._gluon import get_weights
+from ._warn import warn
 from .runs import FitResult, save_run
 from .training import CollapseWarning, num_triplets, score_spread_collapsed
 
@@ -82,12 +82,12 @@ class CollapseCheck:
         if self.warned or not score_spread_collapsed(spread, previous):
             return
         self.warned = True
-        warnings.warn(
+        warn(
             f"training has collapsed: after epoch {stats['epoch']} the network gives every "
             f"user-item pair the same score (spread {spread:.2g}) and the loss per pair is "
             f"{stats['loss']:.4f} (ln 2 = 0.6931 means no preference is learned), so "
             f"rankings and hit rates are meaningless. Likely: {'; '.join(self.causes)}.",
-            CollapseWarning, stacklevel=2)
+            CollapseWarning)
 
 
 def _collapse_causes(net, train_iter, trainer, batch_size) -> List[str]:

@@ -34,9 +34,10 @@ import platform
 import signal
 import sys
 import time
-import warnings
 
 import numpy as np
+
+from ._warn import warn
 
 __all__ = ["ENGINE_WORKERS", "flush_denormals", "flushing"]
 
@@ -181,9 +182,9 @@ def flush_denormals() -> bool:
     if os.environ.get("NEUMF_FLUSH_DENORMALS", "1").strip() == "0":
         return False
     if not _supported():
-        warnings.warn(f"neumf cannot flush float32 denormals to zero on "
+        warn(f"neumf cannot flush float32 denormals to zero on "
                       f"{platform.system()} {platform.machine()}: training may slow down "
-                      "where weights decay towards zero", RuntimeWarning, stacklevel=2)
+                      "where weights decay towards zero", RuntimeWarning)
         return False
     # NumPy computes a float type's limits on first use and warns that the
     # smallest subnormal is zero if that happens after this: compute them now
@@ -193,9 +194,8 @@ def flush_denormals() -> bool:
     try:
         _signal_threads(_libc())
     except (OSError, AttributeError, ValueError) as error:
-        warnings.warn(f"neumf could not flush float32 denormals to zero ({error}): training "
-                      "may slow down where weights decay towards zero", RuntimeWarning,
-                      stacklevel=2)
+        warn(f"neumf could not flush float32 denormals to zero ({error}): training "
+                      "may slow down where weights decay towards zero", RuntimeWarning)
         return False
     return flushing()
 

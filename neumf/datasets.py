@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
@@ -15,6 +14,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from ._util import atomic_write, file_digest
+from ._warn import warn
 from .config import SPLIT_MODES
 from .download import download_ml100k, find_file
 from .interactions import (
@@ -107,10 +107,9 @@ def _csv(data_dir, name: str | None, columns: Columns, header: bool | None
     frame = read_table(path, Layout(header=header, columns=normal_columns(columns)))
     if "timestamp" not in frame.columns and frame.shape[1] == 3 and _looks_like_seconds(
             frame["rating"].to_numpy()):
-        warnings.warn(f"{path}: the third column is read as a rating, but its values look "
+        warn(f"{path}: the third column is read as a rating, but its values look "
                       "like Unix timestamps; if they are, name the columns (a header "
-                      "user,item,timestamp, or columns=user,item,timestamp)", UserWarning,
-                      stacklevel=3)
+                      "user,item,timestamp, or columns=user,item,timestamp)", UserWarning)
     stamps = (frame["timestamp"].to_numpy() if "timestamp" in frame.columns
               else np.arange(len(frame)))  # no timestamp: file order is time order
     data = from_raw(Path(name).stem, frame["user"].to_numpy(), frame["item"].to_numpy(),
@@ -140,16 +139,16 @@ def _ncf(data_dir, name: str | None) -> Tuple[RecData, Sources]:
     num_items = _dense_id_space(train_items, paths[0], "item")
     inside = (test_users < num_users) & (test_items < num_items)
     if not inside.all():
-        warnings.warn(f"{paths[1]}: {int((~inside).sum())} test pairs name a user or "
+        warn(f"{paths[1]}: {int((~inside).sum())} test pairs name a user or "
                       "item the training file does not have; they are not evaluated",
-                      UserWarning, stacklevel=3)
+                      UserWarning)
     test_users, test_items, negatives = test_users[inside], test_items[inside], negatives[inside]
     outside = negatives >= num_items
     is_target = negatives == test_items[:, None]
     if outside.any() or is_target.any():
-        warnings.warn(f"{paths[2]}: removed {int(outside.sum())} negatives outside "
+        warn(f"{paths[2]}: removed {int(outside.sum())} negatives outside "
                       f"the catalogue and {int(is_target.sum())} equal to their test item",
-                      UserWarning, stacklevel=3)
+                      UserWarning)
         negatives = np.where(outside | is_target, -1, negatives)
     times = train["timestamp"].to_numpy() if "timestamp" in train.columns else None
     data = RecData(name, train_users, train_items, test_users, test_items, num_users,

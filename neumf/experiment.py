@@ -11,7 +11,6 @@ import dataclasses
 import os
 import re
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
@@ -23,6 +22,7 @@ from mxnet import gluon
 
 from ._gluon import get_weights, parameters, set_weights
 from ._util import check_bool, check_memory, check_path
+from ._warn import warn
 from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
 from .config import PRESETS, FitConfig, Pretrain
 from .datasets import DATASETS, open_dataset
@@ -135,19 +135,19 @@ def _warn_pretraining_preset_without_it(preset: str | None, config: FitConfig) -
     """A pretraining preset with pretraining turned off keeps the settings it
     fine-tunes with, not ones tuned to train NeuMF from scratch: say so."""
     if preset and PRESETS[preset].get("pretrain") and not config.pretrain:
-        warnings.warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
+        warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
                       f"start with optimizer {config.optimizer!r}, lr {config.lr} and "
                       f"num_epochs {config.num_epochs} (the preset's are for fine-tuning "
                       "pretrained towers); preset 'neumf' is the one tuned for NeuMF without "
-                      "pretraining", UserWarning, stacklevel=4)
+                      "pretraining", UserWarning)
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
     """Pretraining settings given to a run that does not pretrain change nothing: say so."""
     unused = sorted(set(overrides) & {spec.name for spec in dataclasses.fields(Pretrain)})
     if unused and not config.pretrain:
-        warnings.warn(f"{', '.join(unused)} apply only with pretrain=True (--pretrain); this "
-                      "run does not pretrain, so they change nothing", UserWarning, stacklevel=4)
+        warn(f"{', '.join(unused)} apply only with pretrain=True (--pretrain); this "
+                      "run does not pretrain, so they change nothing", UserWarning)
 
 
 def _load(plan: _Plan, verbose: bool):
@@ -320,9 +320,9 @@ def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
     test pairs are ranked among no more candidates than the largest cut-off:
     their hits count whatever the model does."""
     if len(data.test_users) == 0:
-        warnings.warn("there are no test pairs left to rank (see the data's warnings), so "
+        warn("there are no test pairs left to rank (see the data's warnings), so "
                       "every metric will be NaN: the model trains, nothing measures it",
-                      UserWarning, stacklevel=4)
+                      UserWarning)
         return
     k = max(config.evaluation.cutoffs())
     pairs = np.unique(data.train_users * np.int64(data.num_items) + data.train_items)
@@ -334,11 +334,11 @@ def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
         candidates = np.minimum(candidates, per_pair)
     trivial = int(np.count_nonzero(candidates <= k))
     if trivial:
-        warnings.warn(f"{trivial} of {len(candidates)} test pairs are ranked among {k} or "
+        warn(f"{trivial} of {len(candidates)} test pairs are ranked among {k} or "
                       f"fewer candidates ({config.protocol} protocol), so hr@{k} counts them "
                       "as hits whatever the model does: lower the cut-offs (k, ks)"
                       + (", or raise eval_negatives" if config.protocol == "sampled" else ""),
-                      UserWarning, stacklevel=4)
+                      UserWarning)
 
 
 def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:
@@ -361,10 +361,10 @@ def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfi
                          "monitor": f"{kind}@{cap}"}[name]
     if not changes:
         return config
-    warnings.warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
+    warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
                   + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
                               for name, value in changes.items())
-                  + " (half the catalogue)", UserWarning, stacklevel=3)
+                  + " (half the catalogue)", UserWarning)
     return dataclasses.replace(config, **changes)
 
 

@@ -19,6 +19,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
+from ._warn import warn
 from .tables import ROLES, DataError, resolve_columns, to_seconds, warn_low_ratings
 
 __all__ = ["RecData", "SeenIndex", "count_once", "frame_digest", "from_frame", "from_raw",
@@ -230,8 +231,8 @@ def leave_last_out(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
     latest = latest_rows(users, stamps)
     single = np.bincount(users)[users[latest]] < 2
     if single.any():
-        warnings.warn(f"{int(single.sum())} users have a single interaction: kept for "
-                      "training, not tested", UserWarning, stacklevel=3)
+        warn(f"{int(single.sum())} users have a single interaction: kept for "
+                      "training, not tested", UserWarning)
     mask = np.zeros(len(users), dtype=bool)
     mask[latest[~single]] = True
     return mask
@@ -270,12 +271,11 @@ def count_once(data: RecData) -> RecData:
     test_index = SeenIndex.from_pairs(data.test_users, data.test_items, data.num_items)
     leaked = test_index.contains(data.train_users[keep_train], data.train_items[keep_train])
     if repeats:
-        warnings.warn(f"{data.name}: {repeats} repeated (user, item) pairs counted once",
-                      UserWarning, stacklevel=3)
+        warn(f"{data.name}: {repeats} repeated (user, item) pairs counted once",
+                      UserWarning)
     if leaked.any():
-        warnings.warn(f"{data.name}: {int(leaked.sum())} test pairs also appear in training: "
-                      "removed from training, so no test item is memorised", UserWarning,
-                      stacklevel=3)
+        warn(f"{data.name}: {int(leaked.sum())} test pairs also appear in training: "
+                      "removed from training, so no test item is memorised", UserWarning)
     if not repeats and not leaked.any():
         return data
     keep_train = keep_train[~leaked]
@@ -296,15 +296,15 @@ def from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
     stamps = np.asarray(stamps, dtype=np.int64)
     keep = _first_of_each_pair(users, items, len(item_ids), stamps)
     if len(keep) < len(users):
-        warnings.warn(f"{name}: {len(users) - len(keep)} repeated (user, item) pairs counted "
-                      "once (each pair's earliest interaction kept)", UserWarning, stacklevel=3)
+        warn(f"{name}: {len(users) - len(keep)} repeated (user, item) pairs counted "
+                      "once (each pair's earliest interaction kept)", UserWarning)
         users, items, stamps = users[keep], items[keep], stamps[keep]
     test = leave_last_out(users, stamps)
     test_only = np.setdiff1d(items[test], items[~test])
     if test_only.size:  # kept: they are ranked like any item, from untrained embeddings
-        warnings.warn(f"{test_only.size} item{'s appear' if test_only.size > 1 else ' appears'} "
+        warn(f"{test_only.size} item{'s appear' if test_only.size > 1 else ' appears'} "
                       "only in the test set; they stay in the catalogue with untrained "
-                      "embeddings", UserWarning, stacklevel=3)
+                      "embeddings", UserWarning)
     return RecData(name, users[~test], items[~test], users[test], items[test],
                    len(user_ids), len(item_ids), user_ids, item_ids,
                    train_times=stamps[~test])

@@ -9,7 +9,6 @@ so a user with one unseen item costs what any other user costs.
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Iterator, Mapping, Sequence, Tuple, Union
 
 import mxnet as mx
@@ -17,6 +16,7 @@ import numpy as np
 from mxnet import gluon
 
 from ._util import check_bool, check_memory, check_positive_int
+from ._warn import warn
 from .interactions import SeenIndex
 
 __all__ = ["PRDataset", "TripletLoader", "candidate_pairs", "is_seen",
@@ -199,10 +199,10 @@ class PRDataset(gluon.data.Dataset):
         self.resume_state: dict | None = None
         saturated = self.available < 1
         if saturated.any():
-            warnings.warn(f"{np.unique(self.users[saturated]).size} users have interacted "
+            warn(f"{np.unique(self.users[saturated]).size} users have interacted "
                           f"with every one of the {self.num_items} items: their "
                           f"{int(saturated.sum())} training pairs have no negative item and "
-                          "are not trained on", UserWarning, stacklevel=2)
+                          "are not trained on", UserWarning)
 
     @property
     def keys(self) -> np.ndarray:
@@ -255,10 +255,10 @@ class TripletLoader:
         self.as_numpy = as_numpy
         short = (dataset.available > 0) & (dataset.available < self.num_negatives)
         if short.any():
-            warnings.warn(f"{np.unique(dataset.users[short]).size} users have fewer than "
+            warn(f"{np.unique(dataset.users[short]).size} users have fewer than "
                           f"num_negatives={self.num_negatives} items they never interacted "
                           "with: each of their pairs is trained against all of them",
-                          UserWarning, stacklevel=3)
+                          UserWarning)
         self.grouped = check_bool("grouped", grouped) and self.num_negatives > 1 and not fill
 
     @property
@@ -336,10 +336,10 @@ def sampled_negatives(data, count: int, seed: int | None) -> np.ndarray:
     width = int(min(count, available.max(initial=0)))
     short = available < count
     if short.any():
-        warnings.warn(f"{int(short.sum())} of {len(short)} test users have fewer than "
+        warn(f"{int(short.sum())} of {len(short)} test users have fewer than "
                       f"{count} items they never interacted with (fewest: "
                       f"{int(available.min())}): each is ranked against all of its unseen "
-                      "items", UserWarning, stacklevel=2)
+                      "items", UserWarning)
     if width == 0:
         return np.full((len(data.test_users), 0), -1, dtype=np.int64)
     rng = np.random.default_rng(None if seed is None else seed + 1)

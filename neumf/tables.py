@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
+from ._warn import warn
+
 __all__ = ["ROLES", "DataError", "Layout", "line_of", "normal_columns", "read_table",
            "resolve_columns", "role_of", "to_seconds", "warn_low_ratings"]
 
@@ -562,7 +564,7 @@ def warn_low_ratings(ratings, where: str, locate: Callable[[int], str]) -> None:
     the first is): every row is an interaction, dislikes too."""
     low = np.flatnonzero(pd.to_numeric(pd.Series(ratings), errors="coerce").to_numpy() <= 0)
     if low.size:
-        warnings.warn(f"{where}: {low.size} row{'s' if low.size > 1 else ''} with a rating of "
+        warn(f"{where}: {low.size} row{'s' if low.size > 1 else ''} with a rating of "
                       f"0 or below (first: {locate(int(low[0]))}); every row counts as an "
                       "interaction, whatever its rating: remove them first if they are "
-                      "dislikes", UserWarning, stacklevel=4)
+                      "dislikes", UserWarning)

@@ -10,9 +10,9 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "neumf"
 # Lower layers never import higher ones, nor others of their own layer.
 LAYERS = (
-    ("_version", "_util", "_interrupt", "cpu"),
+    ("_version", "_util", "_interrupt", "_warn"),
     ("metrics", "tables", "scoring", "generate", "losses", "download", "plotting", "devices",
-     "ease",
+     "ease", "cpu",
      "_gluon"),
     ("config", "interactions", "optim_state", "sparse"),
     ("sampling", "model", "evaluation", "training"),
