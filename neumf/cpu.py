@@ -183,8 +183,8 @@ def flush_denormals() -> bool:
         return False
     if not _supported():
         warn(f"neumf cannot flush float32 denormals to zero on "
-                      f"{platform.system()} {platform.machine()}: training may slow down "
-                      "where weights decay towards zero", RuntimeWarning)
+             f"{platform.system()} {platform.machine()}: training may slow down "
+             "where weights decay towards zero", RuntimeWarning)
         return False
     # NumPy computes a float type's limits on first use and warns that the
     # smallest subnormal is zero if that happens after this: compute them now
@@ -195,7 +195,7 @@ def flush_denormals() -> bool:
         _signal_threads(_libc())
     except (OSError, AttributeError, ValueError) as error:
         warn(f"neumf could not flush float32 denormals to zero ({error}): training "
-                      "may slow down where weights decay towards zero", RuntimeWarning)
+             "may slow down where weights decay towards zero", RuntimeWarning)
         return False
     return flushing()
 

@@ -108,8 +108,8 @@ def _csv(data_dir, name: str | None, columns: Columns, header: bool | None
     if "timestamp" not in frame.columns and frame.shape[1] == 3 and _looks_like_seconds(
             frame["rating"].to_numpy()):
         warn(f"{path}: the third column is read as a rating, but its values look "
-                      "like Unix timestamps; if they are, name the columns (a header "
-                      "user,item,timestamp, or columns=user,item,timestamp)", UserWarning)
+             "like Unix timestamps; if they are, name the columns (a header "
+             "user,item,timestamp, or columns=user,item,timestamp)", UserWarning)
     stamps = (frame["timestamp"].to_numpy() if "timestamp" in frame.columns
               else np.arange(len(frame)))  # no timestamp: file order is time order
     data = from_raw(Path(name).stem, frame["user"].to_numpy(), frame["item"].to_numpy(),
@@ -140,15 +140,15 @@ def _ncf(data_dir, name: str | None) -> Tuple[RecData, Sources]:
     inside = (test_users < num_users) & (test_items < num_items)
     if not inside.all():
         warn(f"{paths[1]}: {int((~inside).sum())} test pairs name a user or "
-                      "item the training file does not have; they are not evaluated",
-                      UserWarning)
+             "item the training file does not have; they are not evaluated",
+             UserWarning)
     test_users, test_items, negatives = test_users[inside], test_items[inside], negatives[inside]
     outside = negatives >= num_items
     is_target = negatives == test_items[:, None]
     if outside.any() or is_target.any():
         warn(f"{paths[2]}: removed {int(outside.sum())} negatives outside "
-                      f"the catalogue and {int(is_target.sum())} equal to their test item",
-                      UserWarning)
+             f"the catalogue and {int(is_target.sum())} equal to their test item",
+             UserWarning)
         negatives = np.where(outside | is_target, -1, negatives)
     times = train["timestamp"].to_numpy() if "timestamp" in train.columns else None
     data = RecData(name, train_users, train_items, test_users, test_items, num_users,

@@ -136,10 +136,10 @@ def _warn_pretraining_preset_without_it(preset: str | None, config: FitConfig) -
     fine-tunes with, not ones tuned to train NeuMF from scratch: say so."""
     if preset and PRESETS[preset].get("pretrain") and not config.pretrain:
         warn(f"preset {preset!r} without pretraining trains NeuMF from a random "
-                      f"start with optimizer {config.optimizer!r}, lr {config.lr} and "
-                      f"num_epochs {config.num_epochs} (the preset's are for fine-tuning "
-                      "pretrained towers); preset 'neumf' is the one tuned for NeuMF without "
-                      "pretraining", UserWarning)
+             f"start with optimizer {config.optimizer!r}, lr {config.lr} and "
+             f"num_epochs {config.num_epochs} (the preset's are for fine-tuning "
+             "pretrained towers); preset 'neumf' is the one tuned for NeuMF without "
+             "pretraining", UserWarning)
 
 
 def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> None:
@@ -147,7 +147,7 @@ def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> No
     unused = sorted(set(overrides) & {spec.name for spec in dataclasses.fields(Pretrain)})
     if unused and not config.pretrain:
         warn(f"{', '.join(unused)} apply only with pretrain=True (--pretrain); this "
-                      "run does not pretrain, so they change nothing", UserWarning)
+             "run does not pretrain, so they change nothing", UserWarning)
 
 
 def _load(plan: _Plan, verbose: bool):
@@ -321,8 +321,8 @@ def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
     their hits count whatever the model does."""
     if len(data.test_users) == 0:
         warn("there are no test pairs left to rank (see the data's warnings), so "
-                      "every metric will be NaN: the model trains, nothing measures it",
-                      UserWarning)
+             "every metric will be NaN: the model trains, nothing measures it",
+             UserWarning)
         return
     k = max(config.evaluation.cutoffs())
     pairs = np.unique(data.train_users * np.int64(data.num_items) + data.train_items)
@@ -335,10 +335,10 @@ def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
     trivial = int(np.count_nonzero(candidates <= k))
     if trivial:
         warn(f"{trivial} of {len(candidates)} test pairs are ranked among {k} or "
-                      f"fewer candidates ({config.protocol} protocol), so hr@{k} counts them "
-                      "as hits whatever the model does: lower the cut-offs (k, ks)"
-                      + (", or raise eval_negatives" if config.protocol == "sampled" else ""),
-                      UserWarning)
+             f"fewer candidates ({config.protocol} protocol), so hr@{k} counts them "
+             "as hits whatever the model does: lower the cut-offs (k, ks)"
+             + (", or raise eval_negatives" if config.protocol == "sampled" else ""),
+             UserWarning)
 
 
 def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:
@@ -362,9 +362,9 @@ def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfi
     if not changes:
         return config
     warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
-                  + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
-                              for name, value in changes.items())
-                  + " (half the catalogue)", UserWarning)
+         + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
+         for name, value in changes.items())
+         + " (half the catalogue)", UserWarning)
     return dataclasses.replace(config, **changes)
 
 

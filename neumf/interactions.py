@@ -232,7 +232,7 @@ def leave_last_out(users: np.ndarray, stamps: np.ndarray) -> np.ndarray:
     single = np.bincount(users)[users[latest]] < 2
     if single.any():
         warn(f"{int(single.sum())} users have a single interaction: kept for "
-                      "training, not tested", UserWarning)
+             "training, not tested", UserWarning)
     mask = np.zeros(len(users), dtype=bool)
     mask[latest[~single]] = True
     return mask
@@ -272,10 +272,10 @@ def count_once(data: RecData) -> RecData:
     leaked = test_index.contains(data.train_users[keep_train], data.train_items[keep_train])
     if repeats:
         warn(f"{data.name}: {repeats} repeated (user, item) pairs counted once",
-                      UserWarning)
+             UserWarning)
     if leaked.any():
         warn(f"{data.name}: {int(leaked.sum())} test pairs also appear in training: "
-                      "removed from training, so no test item is memorised", UserWarning)
+             "removed from training, so no test item is memorised", UserWarning)
     if not repeats and not leaked.any():
         return data
     keep_train = keep_train[~leaked]
@@ -297,14 +297,14 @@ def from_raw(name: str, raw_users: np.ndarray, raw_items: np.ndarray,
     keep = _first_of_each_pair(users, items, len(item_ids), stamps)
     if len(keep) < len(users):
         warn(f"{name}: {len(users) - len(keep)} repeated (user, item) pairs counted "
-                      "once (each pair's earliest interaction kept)", UserWarning)
+             "once (each pair's earliest interaction kept)", UserWarning)
         users, items, stamps = users[keep], items[keep], stamps[keep]
     test = leave_last_out(users, stamps)
     test_only = np.setdiff1d(items[test], items[~test])
     if test_only.size:  # kept: they are ranked like any item, from untrained embeddings
         warn(f"{test_only.size} item{'s appear' if test_only.size > 1 else ' appears'} "
-                      "only in the test set; they stay in the catalogue with untrained "
-                      "embeddings", UserWarning)
+             "only in the test set; they stay in the catalogue with untrained "
+             "embeddings", UserWarning)
     return RecData(name, users[~test], items[~test], users[test], items[test],
                    len(user_ids), len(item_ids), user_ids, item_ids,
                    train_times=stamps[~test])

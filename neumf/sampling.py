@@ -200,9 +200,9 @@ class PRDataset(gluon.data.Dataset):
         saturated = self.available < 1
         if saturated.any():
             warn(f"{np.unique(self.users[saturated]).size} users have interacted "
-                          f"with every one of the {self.num_items} items: their "
-                          f"{int(saturated.sum())} training pairs have no negative item and "
-                          "are not trained on", UserWarning)
+                 f"with every one of the {self.num_items} items: their "
+                 f"{int(saturated.sum())} training pairs have no negative item and "
+                 "are not trained on", UserWarning)
 
     @property
     def keys(self) -> np.ndarray:
@@ -256,9 +256,9 @@ class TripletLoader:
         short = (dataset.available > 0) & (dataset.available < self.num_negatives)
         if short.any():
             warn(f"{np.unique(dataset.users[short]).size} users have fewer than "
-                          f"num_negatives={self.num_negatives} items they never interacted "
-                          "with: each of their pairs is trained against all of them",
-                          UserWarning)
+                 f"num_negatives={self.num_negatives} items they never interacted "
+                 "with: each of their pairs is trained against all of them",
+                 UserWarning)
         self.grouped = check_bool("grouped", grouped) and self.num_negatives > 1 and not fill
 
     @property
@@ -337,9 +337,9 @@ def sampled_negatives(data, count: int, seed: int | None) -> np.ndarray:
     short = available < count
     if short.any():
         warn(f"{int(short.sum())} of {len(short)} test users have fewer than "
-                      f"{count} items they never interacted with (fewest: "
-                      f"{int(available.min())}): each is ranked against all of its unseen "
-                      "items", UserWarning)
+             f"{count} items they never interacted with (fewest: "
+             f"{int(available.min())}): each is ranked against all of its unseen "
+             "items", UserWarning)
     if width == 0:
         return np.full((len(data.test_users), 0), -1, dtype=np.int64)
     rng = np.random.default_rng(None if seed is None else seed + 1)

@@ -565,6 +565,6 @@ def warn_low_ratings(ratings, where: str, locate: Callable[[int], str]) -> None:
     low = np.flatnonzero(pd.to_numeric(pd.Series(ratings), errors="coerce").to_numpy() <= 0)
     if low.size:
         warn(f"{where}: {low.size} row{'s' if low.size > 1 else ''} with a rating of "
-                      f"0 or below (first: {locate(int(low[0]))}); every row counts as an "
-                      "interaction, whatever its rating: remove them first if they are "
-                      "dislikes", UserWarning)
+             f"0 or below (first: {locate(int(low[0]))}); every row counts as an "
+             "interaction, whatever its rating: remove them first if they are "
+             "dislikes", UserWarning)
