@@ -99,11 +99,21 @@ def _ml1m(data_dir, name: str | None) -> Tuple[RecData, Sources]:
     return data, {str(path): file_digest(path)}
 
 
+def _csv_path(data_dir, name: str) -> Path:
+    """A file where the user points (from the working folder, or absolute) is
+    read whatever ``$NEUMF_DATA_DIR`` says, unless ``data_dir`` is given; a
+    name that is no such file is looked up in the data folders."""
+    if data_dir is None and Path(name).is_file():
+        return Path(name).resolve()
+    return _find(data_dir, name, "csv")
+
+
 def _csv(data_dir, name: str | None, columns: Columns, header: bool | None
          ) -> Tuple[RecData, Sources]:
     if not name:
-        raise ValueError("dataset 'csv' needs name=, the file's name in the data directory")
-    path = _find(data_dir, name, "csv")
+        raise ValueError("dataset 'csv' needs name=, the file's path, or its name in the data "
+                         "directory")
+    path = _csv_path(data_dir, name)
     frame = read_table(path, Layout(header=header, columns=normal_columns(columns)))
     if "timestamp" not in frame.columns and frame.shape[1] == 3 and _looks_like_seconds(
             frame["rating"].to_numpy()):
@@ -239,7 +249,8 @@ def load_dataset(dataset: str = "ml-100k", data_dir=None, name: str | None = Non
     ``'ml-100k'``: ``ml-100k/u.data``, the tutorial's seq-aware split (or
     ``split_mode='random'`` with ``seed``, ML-100K only). ``'ml-1m'``:
     ``ml-1m/ratings.dat`` (``::``-separated), each user's latest held out.
-    ``'csv'``: the file ``name`` of interactions with raw ids, columns named
+    ``'csv'``: the file ``name`` of interactions with raw ids (a path from
+    the working folder or absolute, else a name in the data folders), columns named
     by its header or by ``columns`` (roles in column order, e.g.
     ``('user', 'item', 'timestamp')``), ``header`` True/False when line 1's
     nature should not be inferred; each user's latest (or last in the file)
@@ -293,8 +304,9 @@ def sources_of(dataset: str, data_dir, name: str | None) -> Sequence[Path]:
     found = []
     for path in relative:
         try:
-            found.append(find_file(path, data_dir))
-        except FileNotFoundError:
+            found.append(_csv_path(data_dir, path) if dataset == "csv" and path
+                         else find_file(path, data_dir))
+        except (FileNotFoundError, DataError):
             continue
     return found
 

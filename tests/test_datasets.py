@@ -3,11 +3,12 @@ format (reading its rules, ``write_ncf`` round trips, and the NCF development
 protocol's validation split made from a training file alone)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import neumf
 from conftest import planted_interactions, write_ncf_files
-from neumf import DataError, load_dataset, write_ncf
+from neumf import DataError, fit, load_dataset, write_ncf
 from neumf.datasets import ncf_validation_split
 from neumf.sampling import sampled_negatives
 
@@ -142,3 +143,28 @@ def test_presets_run_on_the_validation_split(tmp_path):
     result = neumf.fit(dataset="ncf", data_dir=tmp_path, name="toy-validation", preset="gmf",
                        num_epochs=2, num_factors=4, mlp_factors=4, seed=0, verbose=False)
     assert 0 <= result.metrics["hr@10"] <= 1 and result.config.protocol == "sampled"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_csv_named_by_path_is_read_wherever_the_data_folder_points(tmp_path, monkeypatch):
+    # a file in the working folder, or by absolute path, whatever $NEUMF_DATA_DIR says
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("NEUMF_DATA_DIR", str(elsewhere))
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = [(user, item, 4, user * 10 + item) for user in range(5) for item in range(4)]
+    pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).to_csv(
+        work / "inter.csv", index=False)
+    monkeypatch.chdir(work)
+    by_name = load_dataset("csv", name="inter.csv")
+    by_path = load_dataset("csv", name=str(work / "inter.csv"))
+    assert by_name.num_users == by_path.num_users == 5
+    # a bare name found nowhere says where it looked
+    with pytest.raises(DataError, match="missing.csv not found"):
+        load_dataset("csv", name="missing.csv")
+    # a run trained on it resumes from another working folder
+    run = tmp_path / "run"
+    fit(dataset="csv", name="inter.csv", num_epochs=1, out=run, verbose=False, seed=0)
+    monkeypatch.chdir(tmp_path)
+    assert len(fit(resume=run, num_epochs=2, verbose=False).history) == 2
