@@ -105,9 +105,10 @@ def _plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: b
         raise ValueError("early stopping (patience) needs kvstore 'dist_sync': asynchronous "
                          "workers would stop at different epochs")
     dataset = request["dataset"]
-    if saved is None and not isinstance(dataset, pd.DataFrame) and dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS} or a pandas DataFrame; "
-                         f"got {dataset!r}")
+    if saved is None and not isinstance(dataset, (pd.DataFrame, RecData)) \
+            and dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, a pandas DataFrame or a RecData "
+                         f"(neumf.from_frame, neumf.load_dataset); got {dataset!r}")
     if out is not None and not config.training.distributed:
         out = check_out(out, resume=resume, overwrite=overwrite)
     given = set(overrides) | set(PRESETS[preset] if preset and saved is None else {})
@@ -159,10 +160,11 @@ def _load(plan: _Plan, verbose: bool):
         return data, dict(plan.saved.source), validation_negatives
     dataset = request["dataset"]
     source = {key: request[key] for key in ("name", "preset", "columns", "header")}
-    if isinstance(dataset, pd.DataFrame):
-        data = from_frame(dataset, columns=request["columns"])
-        source.update(dataset="dataframe", data_dir=None, files={},
-                      frame_sha256=frame_digest(dataset))
+    if isinstance(dataset, (pd.DataFrame, RecData)):
+        data = dataset if isinstance(dataset, RecData) else from_frame(
+            dataset, columns=request["columns"])
+        source.update(dataset="dataframe" if isinstance(dataset, pd.DataFrame) else "recdata",
+                      data_dir=None, files={}, frame_sha256=frame_digest(dataset))
         return data, source, None
     data, files = open_dataset(dataset, request["data_dir"], request["name"],
                                split_mode=config.split_mode, seed=config.seed,

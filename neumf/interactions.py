@@ -360,9 +360,17 @@ def from_frame(frame: pd.DataFrame, name: str = "dataframe", columns: Columns = 
     return from_raw(name, values["user"].to_numpy(), values["item"].to_numpy(), stamps)
 
 
-def frame_digest(frame: pd.DataFrame) -> str:
-    """SHA-256 of a DataFrame's contents (values, column names and row order)."""
+def frame_digest(frame: Union[pd.DataFrame, RecData]) -> str:
+    """SHA-256 of a DataFrame's contents (values, column names and row order),
+    or of a :class:`RecData`'s arrays and id maps."""
     digest = hashlib.sha256()
+    if isinstance(frame, RecData):
+        for part in ("train_users", "train_items", "test_users", "test_items", "user_ids",
+                     "item_ids", "test_negatives", "train_times"):
+            value = getattr(frame, part)
+            digest.update(part.encode() + (b"-" if value is None else np.ascontiguousarray(
+                value if value.dtype != object else value.astype(str)).tobytes()))
+        return digest.hexdigest()
     digest.update(repr(list(map(str, frame.columns))).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()

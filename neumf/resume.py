@@ -12,7 +12,7 @@ import pandas as pd
 from ._util import file_digest
 from .config import EXPERIMENT_SETTINGS, PRESETS, FitConfig
 from .datasets import sources_of
-from .interactions import frame_digest
+from .interactions import RecData, frame_digest
 from .runs import RunError, SavedRun
 from .tables import normal_columns
 
@@ -85,7 +85,7 @@ def check_source(saved: SavedRun, request: Dict[str, Any]) -> None:
     (another data set, file, column order or header, a changed file, or a
     named folder without the files)."""
     dataset = request["dataset"]
-    if isinstance(dataset, pd.DataFrame):
+    if isinstance(dataset, (pd.DataFrame, RecData)):
         _check_frame(saved, dataset)
         return
     for key in ("dataset", "name", "columns", "header"):
@@ -104,10 +104,11 @@ def check_source(saved: SavedRun, request: Dict[str, Any]) -> None:
     _check_digests(saved, current)
 
 
-def _check_frame(saved: SavedRun, frame: pd.DataFrame) -> None:
+def _check_frame(saved: SavedRun, frame) -> None:
     digest = frame_digest(frame)
     if saved.source.get("frame_sha256") not in (None, digest):
-        raise RunError(f"the DataFrame given (sha256 {digest[:12]}) is not the one "
+        kind = "DataFrame" if isinstance(frame, pd.DataFrame) else "RecData"
+        raise RunError(f"the {kind} given (sha256 {digest[:12]}) is not the one "
                        f"{saved.path} was trained on (sha256 "
                        f"{saved.source['frame_sha256'][:12]}): a resumed run continues the "
                        "same data; start a new run to train on other data")

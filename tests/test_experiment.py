@@ -457,3 +457,16 @@ def test_a_linear_schedule_trains_as_its_rates_epoch_by_epoch_on_two_devices(
     assert scheduled.history[-1]["loss"] == by_hand.history[-1]["loss"]
     for name, values in _params(scheduled.net).items():
         np.testing.assert_array_equal(values, _params(by_hand.net)[name], err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_fit_takes_what_from_frame_and_load_dataset_return(taste_frame, tmp_path):
+    data = neumf.from_frame(taste_frame)
+    settings = {"num_epochs": 1, "seed": 0, "verbose": False, "k": 10, "ks": (10,)}
+    from_data = fit(dataset=data, out=tmp_path / "run", **settings)
+    from_frame = fit(dataset=taste_frame, **settings)
+    assert from_data.metrics == from_frame.metrics
+    assert fit(resume=tmp_path / "run", dataset=data, num_epochs=2, verbose=False).history
+    other = neumf.from_frame(taste_frame.iloc[::2])
+    with pytest.raises(neumf.RunError, match="the RecData given .* is not the one"):
+        fit(resume=tmp_path / "run", dataset=other, num_epochs=3, verbose=False)
