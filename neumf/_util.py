@@ -1,12 +1,18 @@
 """Small shared helpers: argument checks, memory checks before allocating,
-JSON-safe values, file digests and atomic writes. No MXNet here."""
+JSON-safe values, file digests, atomic writes of a file or a whole folder.
+No MXNet here."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import math
 import numbers
 import os
+import platform
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
@@ -14,12 +20,19 @@ from typing import Callable, Union
 import numpy as np
 
 __all__ = ["MEMORY_SHARE", "atomic_write", "available_memory", "check_bool", "check_int",
-           "check_memory", "check_number", "check_path", "check_positive_int", "file_digest",
-           "format_bytes", "json_safe"]
+           "check_memory", "check_number", "check_path", "check_positive_int",
+           "exchange_folders", "file_digest", "format_bytes", "fsync_folder", "json_safe",
+           "open_own_file", "replace_folder"]
 
 PathLike = Union[str, os.PathLike]
 # Share of the memory available now that one allocation may take.
 MEMORY_SHARE = 0.8
+# renameat2(2)'s flag that swaps two paths; its system call number where the C library
+# has no wrapper (glibc before 2.28).
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
+
+
 def _is_integral_number(value) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
@@ -157,3 +170,106 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _renameat2():
+    """A callable ``(old, new, flags) -> (result, errno)`` for Linux's renameat2, or
+    None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - no C library to call
+        return None
+    if hasattr(libc, "renameat2"):
+        call = libc.renameat2
+        return lambda old, new, flags: (call(_AT_FDCWD, old, _AT_FDCWD, new, flags),
+                                        ctypes.get_errno())
+    number = _RENAMEAT2.get(platform.machine()) if os.uname().sysname == "Linux" else None
+    if number is None or not hasattr(libc, "syscall"):
+        return None
+    libc.syscall.restype = ctypes.c_long
+    return lambda old, new, flags: (libc.syscall(number, _AT_FDCWD, old, _AT_FDCWD, new, flags),
+                                    ctypes.get_errno())
+
+
+_RENAME = _renameat2() if hasattr(os, "uname") else None
+
+
+def exchange_folders(first: PathLike, second: PathLike) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``),
+    so neither path is ever missing. False where the system or the file system
+    cannot (nothing was changed then); other failures raise OSError."""
+    if _RENAME is None:
+        return False
+    result, code = _RENAME(os.fsencode(first), os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(first), None, os.fspath(second))
+
+
+def replace_folder(staged: PathLike, target: PathLike) -> None:
+    """Put the complete folder ``staged`` at ``target`` (a sibling path), replacing
+    what is there. With an atomic swap a reader of ``target`` sees the old folder
+    or the new one, never neither; elsewhere the old one is renamed aside first
+    and put back if the second rename fails. The old folder is then removed
+    (``shutil.rmtree`` removes links, never what they point to)."""
+    staged, target = Path(staged), Path(target)
+    if not os.path.lexists(target):
+        os.rename(staged, target)
+        return
+    if exchange_folders(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)  # the old folder now
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, aside / target.name)
+    try:
+        os.rename(staged, target)
+    except OSError:
+        os.rename(aside / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def fsync_folder(folder: PathLike) -> None:
+    """Flush every file of ``folder`` and the folder itself to the disk, so a
+    crash after a rename cannot leave empty files under it (POSIX; a no-op
+    where folders cannot be opened)."""
+    for path in Path(folder).iterdir():
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    if hasattr(os, "O_DIRECTORY"):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def open_own_file(path: PathLike, what: str) -> int:
+    """A descriptor for reading and writing ``path``, created if missing, that is
+    never a symbolic link, a hard link to another name or anything but a
+    regular file (each refused with a ValueError naming ``what``): a write
+    through it stays in its folder."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise ValueError(f"{path} is a symbolic link: {what} is never written through a "
+                             "link; remove it") from None
+        raise
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(descriptor)
+        raise ValueError(f"{path} is not a file of its own ("
+                         + ("a hard link to another file" if stat.S_ISREG(info.st_mode)
+                            else "not a regular file") + f"): {what} is never written "
+                         "there; remove it")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    return descriptor

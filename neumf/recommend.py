@@ -4,6 +4,7 @@ selection of the top k, never a users x items matrix."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -35,10 +36,20 @@ class Recommendations:
     items: List[List[str]]
     scores: List[np.ndarray]
 
+    def to_records(self) -> List[Dict[str, object]]:
+        """One JSON-ready record per user, in order: ``{"user": "42", "items":
+        [{"item": "50", "score": 1.23}, ...]}``, best first. The one shape a
+        user's recommendations are written in: ``neumf recommend --json`` and
+        ``--out x.jsonl`` (a line each), ``GET /recommend`` (one user), ``POST
+        /recommend`` (a list under ``"recommendations"``)."""
+        return [{"user": user, "items": [{"item": item, "score": float(score)}
+                                         for item, score in zip(items, scores)]}
+                for user, items, scores in zip(self.users, self.items, self.scores)]
+
     def to_dict(self) -> Dict[str, List[Dict[str, object]]]:
-        """``{user: [{'item': ..., 'score': ...}, ...]}``, JSON-ready."""
-        return {user: [{"item": item, "score": float(score)} for item, score in zip(items, scores)]
-                for user, items, scores in zip(self.users, self.items, self.scores)}
+        """``{user: [{'item': ..., 'score': ...}, ...]}``, JSON-ready (a user
+        listed twice appears once; :meth:`to_records` keeps the order)."""
+        return {record["user"]: record["items"] for record in self.to_records()}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per recommendation: ``user, rank`` (1-based), ``item, score``."""
@@ -48,24 +59,33 @@ class Recommendations:
         return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])
 
 
+def _raw_id(value, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be raw ids (strings or numbers); got {value!r} "
+                        f"({type(value).__name__})")
+    if isinstance(value, numbers.Integral):
+        return str(int(value))  # any size: a long number is an id like any other
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be raw ids; got {value!r}")
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def as_raw_ids(ids, what: str = "users") -> List[str]:
     """Raw ids as strings: one id (a string or a number) is a list of one; any
-    other iterable lists them. Whole-number floats read as integers."""
+    other iterable lists them. A number is its decimal text: an integer of any
+    size as it is, a whole-number float as that integer (``7.0`` is ``"7"``,
+    as data files' ids are read); a bool, NaN or infinity is refused."""
     if isinstance(ids, (str, bytes, numbers.Number)) or np.ndim(ids) == 0:
         ids = [ids]
     try:
         values = list(ids)
     except TypeError:
         raise TypeError(f"{what} must be a raw id or a list of raw ids; got {ids!r}") from None
-    out = []
-    for value in values:
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-                float(value).is_integer():
-            value = int(value)
-        out.append(str(value))
-    return out
+    return [_raw_id(value, what) for value in values]
 
 
 class IdMap:

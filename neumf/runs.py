@@ -1,12 +1,20 @@
 """Saved runs: :class:`FitResult`, and a run folder that belongs to its run.
 
 A run folder holds the model in MXNet's own format, JSON for the rest and
-NumPy arrays for the data; no pickle anywhere. Every file is written to a
-temporary name and renamed into place; ``run.json`` (the manifest), which
-names each file with its SHA-256, is replaced last, so a reader sees the old
-checkpoint or the new one, never a mixture. Nothing in the folder is deleted
-or overwritten unless a manifest of the run lists it. A folder being trained
-is locked (``.neumf.lock``, holding the writer's pid and host).
+NumPy arrays for the data; no pickle anywhere. A checkpoint's files and its
+manifest (``run.json``, naming each file with its SHA-256) are all written to
+temporary names and checked (MXNet's files read back: MXNet does not report
+a failed write) before any is renamed into place, the manifest last: a full
+disk or a file-size limit leaves the previous checkpoint whole, and a reader
+sees the old checkpoint or the new one. Nothing in the folder is deleted or
+overwritten unless a manifest of the run lists it, and nothing is written
+through a symbolic link (a file is replaced by a rename, which replaces a
+link itself). A folder being trained is locked (``.neumf.lock``, holding the
+writer's pid and host; never a link).
+
+An export (:func:`export_run`) is written whole into a new sibling folder,
+checked, then swapped into place, so a reader sees the old export or the new
+one and a failed write leaves the old one as it was.
 """
 
 from __future__ import annotations
@@ -16,19 +24,29 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
 from ._gluon import get_weights, parameters, set_weights
-from ._util import atomic_write, check_path, file_digest, json_safe
+from ._util import (
+    atomic_write,
+    check_path,
+    file_digest,
+    fsync_folder,
+    json_safe,
+    open_own_file,
+    replace_folder,
+)
 from ._version import __version__
 from .config import FitConfig
 from .devices import try_all_gpus
@@ -42,9 +60,10 @@ try:  # POSIX: an OS-level lock, released by the OS when its holder dies
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["EXPORT_MANIFEST", "FitResult", "RunError", "RunLock", "SavedRun", "TrainingState",
-           "check_out", "export_net", "export_run", "load_model", "load_params", "read_manifest",
-           "read_run", "restore_training", "save_run", "saved_data", "saved_history"]
+__all__ = ["EXPORT_FILES", "EXPORT_MANIFEST", "FitResult", "RunError", "RunLock", "SavedRun",
+           "TrainingState", "check_mxnet_file", "check_out", "export_net", "export_run",
+           "load_model", "load_params", "read_manifest", "read_run", "restore_training",
+           "save_run", "saved_data", "saved_history"]
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -54,6 +73,9 @@ BEST = "model-best.params"
 LOCK = ".neumf.lock"
 EXPORT_FORMAT, EXPORT_MANIFEST = 1, "export.json"
 EXPORT_GRAPH, EXPORT_IDS, EXPORT_SEEN = "model", "ids.json", "seen.npz"
+# An export's files besides its manifest: nothing else is read from, or kept in, its folder.
+EXPORT_FILES = (f"{EXPORT_GRAPH}-symbol.json", f"{EXPORT_GRAPH}-0000.params", EXPORT_IDS,
+                EXPORT_SEEN)
 _REQUIRED = ("format", "library", "version", "config", "source", "num_users", "num_items",
              "files", "sha256", "history", "id_maps")
 # Temporaries of atomic_write for the run's own file names.
@@ -156,7 +178,11 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        try:  # written in place (the lock is on its inode), so never through a link
+            descriptor = open_own_file(self.path, "the run's lock")
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        handle = open(descriptor, "r+", encoding="utf-8")  # noqa: SIM115 (held until release)
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -248,32 +274,102 @@ def _data_arrays(data: RecData, state: TrainingState | None) -> Dict[str, np.nda
     return arrays
 
 
-def _write_checkpoint_files(result: FitResult, run_dir: Path, epoch: int
+class _Staging:
+    """Files written to temporaries beside their names in ``folder`` and renamed
+    into place together, in the order written, by :meth:`commit` (renames write
+    no data: a full disk or a file-size limit can only fail the writes, before
+    anything was replaced); :meth:`discard` removes what was not committed."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.files = folder, []  # (temporary, final)
+
+    def write(self, name: str, write: Callable[[str], None], *, mxnet: bool = False) -> None:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp",
+                                                 dir=self.folder)
+        os.close(descriptor)
+        self.files.append((Path(temporary), self.folder / name))
+        try:
+            write(temporary)
+        except mx.base.MXNetError as exc:
+            raise _WriteFailed(f"{name}: {_mxnet_reason(exc)}") from None
+        if mxnet:
+            check_mxnet_file(temporary, name)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from other users
+
+    def digest(self, name: str) -> str:
+        return file_digest(next(temporary for temporary, final in self.files
+                                if final.name == name))
+
+    def commit(self) -> None:
+        for temporary, final in self.files:
+            os.replace(temporary, final)
+        self.files = []
+
+    def discard(self) -> None:
+        for temporary, _ in self.files:
+            temporary.unlink(missing_ok=True)
+        self.files = []
+
+
+def check_mxnet_file(name: PathLike, path: PathLike | None = None) -> None:
+    """Read back a file MXNet wrote: MXNet does not always report a failed write
+    (under a file-size limit, a write cut short in its last buffer leaves the
+    file cut short and no error). A RunError names ``path`` (default
+    ``name``)."""
+    try:
+        with _np_semantics():
+            mx.nd.load(str(name))
+    except mx.base.MXNetError as exc:
+        raise _WriteFailed(f"{path or name}: written incomplete, {os.path.getsize(name)} bytes "
+                           f"({_mxnet_reason(exc)})") from None
+
+
+class _WriteFailed(RunError):
+    """A file could not be written whole."""
+
+
+def _mxnet_reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].replace("MXNetError: ", "", 1)[:200] if lines else type(exc).__name__
+
+
+def _write_failure(exc: BaseException) -> str:
+    """Why a write failed, with what to check where it is the disk or a limit."""
+    if isinstance(exc, mx.base.MXNetError):
+        exc = _WriteFailed(_mxnet_reason(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        exc = _WriteFailed(f"{exc.filename or ''}: {exc.strerror}".lstrip(": "))
+    return str(exc) + (": is the disk full, or a file-size limit (ulimit -f) set?"
+                       if isinstance(exc, (_WriteFailed, OSError)) else "")
+
+
+def _write_checkpoint_files(result: FitResult, staging: _Staging, epoch: int
                             ) -> Tuple[Dict[str, str], Dict | None]:
-    """The model, best weights, optimizer state and data; returns the files
-    written by role, and the optimizer's layout."""
+    """The model, best weights, optimizer state and data, staged; returns the
+    files by role, and the optimizer's layout."""
     state = result.state
     files = {"model": f"model-{epoch:04d}.params", "data": DATA}
     with _np_semantics():
         if state is not None and state.last_weights is not None:  # net holds the best
             last = {name: mx.nd.array(value) for name, value in state.last_weights.items()}
-            atomic_write(run_dir / files["model"], lambda name: mx.nd.save(name, last))
+            staging.write(files["model"], lambda name: mx.nd.save(name, last), mxnet=True)
         else:
-            atomic_write(run_dir / files["model"], result.net.save_parameters)
+            staging.write(files["model"], result.net.save_parameters, mxnet=True)
         if state is not None and state.best_weights is not None:
             files["best"] = BEST
             best = {name: mx.nd.array(value) for name, value in state.best_weights.items()}
-            atomic_write(run_dir / BEST, lambda name: mx.nd.save(name, best))
+            staging.write(BEST, lambda name: mx.nd.save(name, best), mxnet=True)
         arrays, meta = _optimizer_arrays(state, result.net)
         if meta is not None:
             files["optimizer"] = f"optimizer-{epoch:04d}.states"
-            atomic_write(run_dir / files["optimizer"], lambda name: mx.nd.save(name, arrays))
+            staging.write(files["optimizer"], lambda name: mx.nd.save(name, arrays),
+                          mxnet=True)
     arrays = _data_arrays(result.data, state)
 
     def write_npz(name: str) -> None:
         with open(name, "wb") as handle:
             np.savez(handle, **arrays)
-    atomic_write(run_dir / DATA, write_npz)
+    staging.write(DATA, write_npz)
     return files, meta
 
 
@@ -315,11 +411,15 @@ def read_manifest(path: Path, missing: str) -> Any:
         raise RunError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _write_json(path: Path, value) -> None:
+def _json_writer(value) -> Callable[[str], None]:
     def write(name: str) -> None:
         with open(name, "w", encoding="utf-8") as handle:
             json.dump(json_safe(value), handle, indent=1, allow_nan=False)
-    atomic_write(path, write)
+    return write
+
+
+def _write_json(path: Path, value) -> None:
+    atomic_write(path, _json_writer(value))
 
 
 def _previous_files(run_dir: Path) -> set:
@@ -342,29 +442,29 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
     formats), ``data.npz`` (training and test pairs, negatives), then
     ``run.json`` (format, library version, configuration, data source with
     digests, sizes, raw id maps, optimizer layout, sampler state, history,
-    final metrics, and the SHA-256 of each file above), then ``metrics.json``
-    and, when ``final`` and matplotlib is there, ``curves.png``. The previous
-    checkpoint's files that the new manifest no longer lists are removed,
-    and nothing else.
+    final metrics, and the SHA-256 of each file above), all staged and
+    checked before any replaces the previous checkpoint's; then
+    ``metrics.json`` and, when ``final`` and matplotlib is there,
+    ``curves.png``. The previous checkpoint's files that the new manifest no
+    longer lists are removed, and nothing else.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous_files(run_dir)
-    epoch = len(result.history)
-    files, optimizer_meta = _write_checkpoint_files(result, run_dir, epoch)
-    state, data = result.state, result.data
     outputs = [METRICS] + ([CURVES] if final else [])  # stale curves go until redrawn
-    _write_json(run_dir / MANIFEST, {
-        "format": FORMAT, "library": "neumf", "version": __version__,
-        "config": dataclasses.asdict(result.config), "source": result.source,
-        "dataset_name": data.name, "num_users": result.num_users,
-        "num_items": result.num_items, "epochs_done": epoch, "files": files,
-        "sha256": {name: file_digest(run_dir / name) for name in files.values()},
-        "optimizer": optimizer_meta, "history": result.history,
-        "sampler_rng": _sampler_state(state),
-        "best_epoch": result.best_epoch, "towers": result.towers, "metrics": result.metrics,
-        "id_maps": {"users": data.user_ids.tolist(), "items": data.item_ids.tolist()},
-        "outputs": outputs})
+    staging = _Staging(run_dir)
+    try:
+        files, optimizer_meta = _write_checkpoint_files(result, staging, len(result.history))
+        digests = {name: staging.digest(name) for name in files.values()}
+        staging.write(MANIFEST, _json_writer(_run_manifest(result, files, digests,
+                                                           optimizer_meta, outputs)))
+        staging.commit()
+    except (OSError, RunError) as exc:  # a full disk, a file-size limit: nothing replaced
+        raise RunError(f"{run_dir}: the checkpoint of epoch {len(result.history)} could not "
+                       f"be written ({_write_failure(exc)}); the folder keeps the previous "
+                       "one") from None
+    finally:
+        staging.discard()
     for name in sorted(previous - set(files.values()) - set(outputs)):
         (run_dir / name).unlink(missing_ok=True)
     for path in run_dir.iterdir():
@@ -377,6 +477,21 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
     if final:
         _draw_curves(result.history, run_dir / CURVES)
     return run_dir
+
+
+def _run_manifest(result: FitResult, files: Dict[str, str], digests: Dict[str, str],
+                  optimizer_meta: Dict | None, outputs: List[str]) -> Dict[str, Any]:
+    data = result.data
+    return {
+        "format": FORMAT, "library": "neumf", "version": __version__,
+        "config": dataclasses.asdict(result.config), "source": result.source,
+        "dataset_name": data.name, "num_users": result.num_users,
+        "num_items": result.num_items, "epochs_done": len(result.history), "files": files,
+        "sha256": digests, "optimizer": optimizer_meta, "history": result.history,
+        "sampler_rng": _sampler_state(result.state),
+        "best_epoch": result.best_epoch, "towers": result.towers, "metrics": result.metrics,
+        "id_maps": {"users": data.user_ids.tolist(), "items": data.item_ids.tolist()},
+        "outputs": outputs}
 
 
 def _draw_curves(history, path: Path) -> None:
@@ -483,6 +598,15 @@ def load_params(saved: SavedRun, net: gluon.Block, devices: Sequence[mx.Context]
                        f"({str(exc).splitlines()[0]})") from None
 
 
+def _load_arrays(path: Path) -> Dict[str, Any]:
+    try:
+        with _np_semantics():
+            return mx.nd.load(str(path))
+    except mx.base.MXNetError as exc:
+        raise RunError(f"{path}: cannot be read as MXNet arrays ({_mxnet_reason(exc)})") \
+            from None
+
+
 def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
                      devices: Sequence[mx.Context]) -> None:
     """Parameters, optimizer state, sampler state and the best epoch's weights of
@@ -490,8 +614,7 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
     load_params(saved, net, devices)
     meta, path = saved.manifest.get("optimizer"), saved.file("optimizer")
     if meta is not None and path is not None:
-        with _np_semantics():
-            arrays = mx.nd.load(str(path))
+        arrays = _load_arrays(path)
         if state.trainer is not None:
             restore_optimizer(state.trainer, net, arrays, meta)
         if state.sparse is not None and "sparse" in meta:
@@ -503,9 +626,8 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
         state.sampler.rng.bit_generator.state = sampler_state
     state.saved_sampler = sampler_state
     if saved.file("best") is not None:
-        with _np_semantics():
-            state.best_weights = {name: value.asnumpy() for name, value in
-                                  mx.nd.load(str(saved.file("best"))).items()}
+        state.best_weights = {name: value.asnumpy() for name, value in
+                              _load_arrays(saved.file("best")).items()}
 
 
 def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
@@ -565,31 +687,37 @@ def export_net(net: gluon.Block, prefix: PathLike) -> Tuple[Path, Path]:
     return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-0000.params")
 
 
+_EXPORT_TEMPORARY = re.compile(r"^\.(export\.json|ids\.json|seen\.npz|model-symbol\.json|"
+                               r"model-0000\.params)\.[^.]+\.tmp$")
+
+
 def _check_export_folder(folder: Path, overwrite: bool) -> None:
-    if not str(folder).strip():
-        raise ValueError("the export folder must be named")
+    """An export may go to ``folder``: new, empty, or (with ``overwrite``) an
+    export, whole or cut short, holding nothing but an export's files."""
+    if not folder.name or folder.name in (".", ".."):
+        raise ValueError(f"name the export folder itself; got {str(folder)!r}")
+    if folder.is_symlink():
+        raise RunError(f"{folder} is a symbolic link: name the export folder itself (an "
+                       "export replaces its folder whole, never writing through a link)")
     if folder.exists() and not folder.is_dir():
         raise RunError(f"{folder} is a file, not a folder for the export")
-    entries = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
-    if EXPORT_MANIFEST in entries and not overwrite:
-        raise RunError(f"{folder} already holds an export: replace it with overwrite=True "
-                       "(--overwrite), or choose another folder")
-    if entries and EXPORT_MANIFEST not in entries:
-        raise RunError(f"{folder} is not empty and is not a neumf export (it holds "
-                       f"{', '.join(entries[:5])}): choose a new or empty folder")
+    entries = sorted(os.listdir(folder)) if folder.is_dir() else []
+    own = (EXPORT_MANIFEST, *EXPORT_FILES)
+    foreign = [name for name in entries if name not in own and not _EXPORT_TEMPORARY.match(name)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise RunError(f"{folder} is not empty and is not a neumf export (it holds {shown}): "
+                       "choose a new or empty folder" if EXPORT_MANIFEST not in entries else
+                       f"{folder} holds files an export does not have ({shown}): move them "
+                       "away, or choose another folder")
+    if entries and not overwrite:
+        raise RunError(f"{folder} already holds an export"
+                       + ("" if EXPORT_MANIFEST in entries else " (an incomplete one)")
+                       + ": replace it with overwrite=True (--overwrite), or choose another "
+                         "folder")
 
 
-def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) -> Path:
-    """Write a self-contained serving folder: the hybridized graph and its
-    parameters (``model-symbol.json``, ``model-0000.params``; inputs ``data0``
-    user and ``data1`` item indices, int32; output the score, shape (batch, 1);
-    saved in MXNet's NumPy shape semantics), the raw id maps (``ids.json``),
-    each user's training items (``seen.npz``, for leaving them out), then
-    ``export.json`` (format, library version, the model's kind and sizes, the
-    parameters' structural names, every file's SHA-256). Returns the folder."""
-    folder = Path(folder)
-    _check_export_folder(folder, overwrite)
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_export(result: FitResult, folder: Path) -> None:
     data, net = result.data, result.net
     with _np_semantics():
         export_net(net, folder / EXPORT_GRAPH)
@@ -602,8 +730,8 @@ def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) 
         with open(name, "wb") as handle:
             np.savez(handle, indptr=indptr, items=data.train_items[order].astype(np.int32))
     atomic_write(folder / EXPORT_SEEN, write_seen)
-    files = [f"{EXPORT_GRAPH}-symbol.json", f"{EXPORT_GRAPH}-0000.params", EXPORT_IDS,
-             EXPORT_SEEN]
+    check_mxnet_file(folder / f"{EXPORT_GRAPH}-0000.params", f"{EXPORT_GRAPH}-0000.params")
+    json.loads((folder / f"{EXPORT_GRAPH}-symbol.json").read_text(encoding="utf-8"))
     _write_json(folder / EXPORT_MANIFEST, {
         "format": EXPORT_FORMAT, "library": "neumf-export", "version": __version__,
         "model": result.config.model, "scorer": net.scorer_spec().to_dict(),
@@ -612,5 +740,37 @@ def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) 
         "inputs": ["data0", "data1"], "shape_semantics": "numpy", "metrics": result.metrics,
         "config": dataclasses.asdict(result.config),
         "run": None if result.run_dir is None else str(result.run_dir),
-        "sha256": {name: file_digest(folder / name) for name in files}})
+        "sha256": {name: file_digest(folder / name) for name in EXPORT_FILES}})
+
+
+def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) -> Path:
+    """Write a self-contained serving folder: the hybridized graph and its
+    parameters (``model-symbol.json``, ``model-0000.params``; inputs ``data0``
+    user and ``data1`` item indices, int32; output the score, shape (batch, 1);
+    saved in MXNet's NumPy shape semantics), the raw id maps (``ids.json``),
+    each user's training items (``seen.npz``, for leaving them out), then
+    ``export.json`` (format, library version, the model's kind and sizes, the
+    parameters' structural names, every file's SHA-256). Returns the folder.
+
+    The export is written into a new folder beside ``folder``, read back and
+    flushed to the disk, then swapped into place in one step where the system
+    can (Linux), so a reader sees the old export or the new one; the old one
+    is removed after. A failed write (a full disk, a file-size limit) removes
+    the new folder and leaves the old export as it was."""
+    folder = Path(os.path.abspath(check_path("folder", folder)))
+    _check_export_folder(folder, overwrite)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        _write_export(result, staged)
+        os.chmod(staged, 0o755)  # mkdtemp's 0700 would hide the export from other users
+        fsync_folder(staged)
+        _check_export_folder(folder, overwrite)  # as it is now, just before replacing it
+        replace_folder(staged, folder)
+    except (OSError, ValueError, mx.base.MXNetError) as exc:  # a full disk, a size limit
+        raise RunError(f"{folder}: the export could not be written ({_write_failure(exc)}); "
+                       + ("the previous export is as it was" if folder.exists()
+                          else "nothing was written")) from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return folder

@@ -9,34 +9,37 @@ answer computed in NumPy from arrays loaded once (thread-safe; the matrix
 products release the GIL). Request bodies, users per request and ``k`` are
 bounded; bad input is a 400, an unknown id a 404, each with a JSON message.
 """
-
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import json
 import os
+import stat
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, Sequence, Union
+from typing import Dict, Iterator, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 
 from ._gluon import get_weights
-from ._util import check_bool, check_int, check_positive_int, file_digest
+from ._util import check_bool, check_int, check_path, check_positive_int
 from ._version import __version__
 from .interactions import SeenIndex
 from .recommend import IdMap, Recommendations, as_raw_ids, recommend_blocks
 from .runs import (
+    EXPORT_FILES,
     EXPORT_GRAPH,
     EXPORT_IDS,
     EXPORT_MANIFEST,
     EXPORT_SEEN,
     FitResult,
     RunError,
-    read_manifest,
 )
 from .scoring import ScorerSpec, score_all
 
@@ -45,12 +48,17 @@ __all__ = ["MAX_BODY_BYTES", "MAX_RESULTS", "MAX_USERS", "Recommender", "load", 
 MAX_BODY_BYTES = 1 << 20  # a POST body
 MAX_USERS = 10_000  # users in one request
 MAX_RESULTS = 100_000  # users x k in one answer (about 3 MB of JSON)
+LOAD_ATTEMPTS = 5  # reads of an export that is replaced while it is read
 PathLike = Union[str, os.PathLike]
 
 
 class Recommender:
     """A trained model that recommends and scores by raw ids: its weights (as
-    NumPy arrays), its id maps and each user's training items."""
+    NumPy arrays), its id maps and each user's training items.
+
+    A raw id is a string, or a number read as its decimal text (an integer of
+    any size, a whole-number float as that integer: ``7.0`` is ``"7"``, as in
+    the data); an id the model does not know raises KeyError naming it."""
 
     def __init__(self, weights: Dict[str, np.ndarray], spec: ScorerSpec, user_ids: Sequence,
                  item_ids: Sequence, seen: SeenIndex, info: Dict | None = None):
@@ -110,40 +118,143 @@ class Recommender:
         return self._scores(user_index)[:, item_index]
 
 
-def _check_export(folder: Path) -> Dict:
-    path = folder / EXPORT_MANIFEST
-    manifest = read_manifest(path, f"{folder}: not a neumf export; missing {EXPORT_MANIFEST} "
-                                   "(write one with FitResult.export(folder) or 'neumf export')")
+# --- loading: one whole export, read through one open folder ---------------------------------
+
+class _Replaced(Exception):
+    """The export folder was replaced while it was read: read it again."""
+
+
+def _read_at(directory: int, folder: Path, name: str) -> bytes:
+    """The bytes of ``name`` in the open folder ``directory``: never through a
+    symbolic link, never anything but a regular file."""
+    try:
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_NONBLOCK", 0), dir_fd=directory)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RunError(f"{folder / name} is a symbolic link: an export holds its own "
+                           "files, never links") from None
+        raise
+    with open(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise RunError(f"{folder / name} is not a regular file")
+        return handle.read()
+
+
+def _still_there(directory: int, folder: Path) -> bool:
+    """Whether ``folder`` still names the folder open as ``directory``."""
+    try:
+        here, there = os.fstat(directory), os.stat(folder)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _check_manifest(manifest, path: Path) -> Dict:
+    """The manifest if it is an export's, naming exactly an export's files
+    (refused before any file is read: a name like ``../x`` or ``/x`` is never
+    looked up, so no message tells whether such a file exists)."""
     if not isinstance(manifest, dict) or manifest.get("library") != "neumf-export" \
-            or manifest.get("format") != 1 or "sha256" not in manifest:
+            or manifest.get("format") != 1 or not isinstance(manifest.get("sha256"), dict):
         raise RunError(f"{path}: not a neumf export of format 1")
-    for name, expected in manifest["sha256"].items():
-        if not (folder / name).is_file():
-            raise RunError(f"{folder}: missing {name}, which {EXPORT_MANIFEST} lists")
-        if file_digest(folder / name) != expected:
+    strange = sorted(str(name) for name in manifest["sha256"] if name not in EXPORT_FILES)
+    if strange:
+        raise RunError(f"{path}: names a file an export does not have ({strange[0]!r}): the "
+                       "manifest is damaged or not neumf's")
+    missing = [name for name in EXPORT_FILES if name not in manifest["sha256"]]
+    if missing:
+        raise RunError(f"{path}: does not list {missing[0]}: the manifest is damaged")
+    return manifest
+
+
+def _read_files(directory: int, folder: Path) -> Tuple[Dict, Dict[str, bytes]]:
+    """The manifest and every file it lists, from the open folder, each checked
+    against its SHA-256."""
+    try:
+        text = _read_at(directory, folder, EXPORT_MANIFEST)
+    except FileNotFoundError:
+        if not _still_there(directory, folder):
+            raise _Replaced() from None
+        raise RunError(f"{folder}: not a neumf export; missing {EXPORT_MANIFEST} (write one "
+                       "with FitResult.export(folder) or 'neumf export')") from None
+    try:
+        manifest = json.loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{folder / EXPORT_MANIFEST}: not valid JSON ({exc})") from None
+    manifest = _check_manifest(manifest, folder / EXPORT_MANIFEST)
+    contents = {}
+    for name in EXPORT_FILES:
+        try:
+            contents[name] = _read_at(directory, folder, name)
+        except FileNotFoundError:
+            if not _still_there(directory, folder):
+                raise _Replaced() from None
+            raise RunError(f"{folder}: missing {name}, which {EXPORT_MANIFEST} lists") \
+                from None
+        if hashlib.sha256(contents[name]).hexdigest() != manifest["sha256"][name]:
+            if not _still_there(directory, folder):
+                raise _Replaced()
             raise RunError(f"{folder / name}: SHA-256 does not match {EXPORT_MANIFEST}; the "
                            "file was modified or damaged")
-    return manifest
+    return manifest, contents
+
+
+def _read_export(folder: Path) -> Tuple[Dict, Dict[str, bytes]]:
+    try:
+        directory = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise _Replaced() from None  # or missing: said after the last attempt
+    except NotADirectoryError:
+        raise RunError(f"{folder} is a file, not an export folder") from None
+    try:
+        return _read_files(directory, folder)
+    finally:
+        os.close(directory)
+
+
+def _recommender(folder: Path, manifest: Dict, contents: Dict[str, bytes]) -> Recommender:
+    try:
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            arrays = mx.nd.load_frombuffer(contents[f"{EXPORT_GRAPH}-0000.params"])
+            by_name = {key.split(":", 1)[-1]: value.asnumpy() for key, value in arrays.items()}
+        weights = {structural: by_name[name]
+                   for structural, name in manifest["parameters"].items()}
+        ids = json.loads(contents[EXPORT_IDS].decode("utf-8"))
+        with np.load(io.BytesIO(contents[EXPORT_SEEN]), allow_pickle=False) as seen:
+            indptr, items = seen["indptr"], seen["items"]
+        users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        return Recommender(weights, ScorerSpec(**manifest["scorer"]), ids["users"],
+                           ids["items"], SeenIndex.from_pairs(users, items,
+                                                              manifest["num_items"]),
+                           {"model": manifest["model"], "metrics": manifest.get("metrics", {}),
+                            "version": manifest["version"], "folder": str(folder)})
+    except (mx.base.MXNetError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"{folder}: the export's files do not make a model ({reason}): it "
+                       "was not written by this neumf, or was damaged") from None
 
 
 def load(folder: PathLike) -> Recommender:
     """Load an export written by :meth:`neumf.FitResult.export` (or ``neumf
     export``): files checked against their SHA-256, parameters read under the
-    shape semantics they were saved in, nothing else needed from the run."""
-    folder = Path(folder)
-    manifest = _check_export(folder)
-    with mx.util.np_shape(True), mx.util.np_array(True):
-        arrays = mx.nd.load(str(folder / f"{EXPORT_GRAPH}-0000.params"))
-        by_name = {key.split(":", 1)[-1]: value.asnumpy() for key, value in arrays.items()}
-    weights = {structural: by_name[name] for structural, name in manifest["parameters"].items()}
-    ids = json.loads((folder / EXPORT_IDS).read_text(encoding="utf-8"))
-    with np.load(folder / EXPORT_SEEN, allow_pickle=False) as seen:
-        indptr, items = seen["indptr"], seen["items"]
-    users = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    return Recommender(weights, ScorerSpec(**manifest["scorer"]), ids["users"], ids["items"],
-                       SeenIndex.from_pairs(users, items, manifest["num_items"]),
-                       {"model": manifest["model"], "metrics": manifest.get("metrics", {}),
-                        "version": manifest["version"], "folder": str(folder)})
+    shape semantics they were saved in, nothing else needed from the run.
+
+    The folder is opened once and every file read through it, so an export
+    being replaced (``neumf export --overwrite``) is read whole, old or new,
+    never a mixture; a file that is a symbolic link, and a manifest naming a
+    file an export does not have, are refused."""
+    folder = check_path("folder", folder)
+    for attempt in range(LOAD_ATTEMPTS):
+        try:
+            manifest, contents = _read_export(folder)
+            return _recommender(folder, manifest, contents)
+        except _Replaced:
+            time.sleep(0.02 * (attempt + 1))
+    if not os.path.lexists(folder):
+        raise RunError(f"{folder}: no such export folder (write one with "
+                       "FitResult.export(folder) or 'neumf export')")
+    raise RunError(f"{folder}: the export was replaced {LOAD_ATTEMPTS} times while it was "
+                   "read; try again")
 
 
 class _BadRequest(Exception):
