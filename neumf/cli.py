@@ -32,7 +32,7 @@ from .experiment import fit
 from .plotting import plot_report
 from .runs import RunError, load_model, read_run
 from .sampling import sampled_negatives
-from .serving import Recommender, make_server
+from .serving import SERVER_MISSING, Recommender, make_server
 from .serving import load as load_export
 from .tables import DataError
 
@@ -41,7 +41,7 @@ __all__ = ["build_parser", "main"]
 _LISTS = ("nums_hiddens", "ks")
 # What the library raises for bad input, bad files and impossible sizes: a message.
 _EXPECTED = (DataError, RunError, DownloadError, ValueError, TypeError, KeyError, OSError,
-             FloatingPointError, MemoryError, mx.base.MXNetError)
+             FloatingPointError, MemoryError, ImportError, mx.base.MXNetError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,13 +173,19 @@ def _add_serving(commands) -> None:
     serve = commands.add_parser(
         "serve", help="answer recommendations over HTTP (JSON)",
         description="Serve GET /health, GET /recommend?user=ID&k=10 and POST /recommend "
-                    '({"users": [...], "k": 10}) for an export or a run, until Ctrl-C.')
+                    '({"users": [...], "k": 10}) for an export or a run, until Ctrl-C. Needs '
+                    "the serve extra: pip install 'neumf[serve]'.")
     _add_model_source(serve)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8080,
                        help="port to listen on (default: %(default)s)")
     serve.add_argument("--log", action="store_true", help="log every request to stderr")
+    serve.add_argument("--threads", type=int, default=2,
+                       help="threads computing answers side by side (default: %(default)s)")
+    serve.add_argument("--timeout", type=float, default=10,
+                       help="seconds a connection may stay silent, idle or in the middle of a "
+                            "request (default: %(default)s)")
 
 
 def _add_model_source(parser) -> None:
@@ -231,11 +237,14 @@ def _add_recommend(commands) -> None:
     rec.add_argument("--include-seen", action="store_true",
                      help="also recommend items the user trained on")
     rec.add_argument("--out", default=None,
-                     help="write to this .csv (user, rank, item, score) or .jsonl file "
-                          "instead of printing (default: print)")
+                     help="write to this .csv (user, rank, item, score) or .jsonl file (a "
+                          'line {"user": ID, "items": [...]} per user) instead of printing '
+                          "(default: print)")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     rec.add_argument("--json", action="store_true",
-                     help="print {user: [{item, score}, ...]} as JSON instead of a table")
+                     help='print {"recommendations": [{"user": ID, "items": [{"item": ID, '
+                          '"score": S}, ...]}, ...]} (as POST /recommend answers) instead of '
+                          "a table")
 
 
 def build_parser(track_given: bool = False) -> argparse.ArgumentParser:
@@ -352,7 +361,7 @@ def _recommend(args) -> int:
                "exclude": args.exclude}
     if args.out is None:
         result = recommender.recommend(users, args.k, **options)
-        print(json.dumps(result.to_dict()) if args.json
+        print(json.dumps({"recommendations": result.to_records()}) if args.json
               else result.to_frame().to_string(index=False))
         return 0
     out = Path(args.out)
@@ -394,10 +403,7 @@ def _write_recommendations(name: str, blocks, suffix: str, bar) -> None:
             if suffix == ".csv":
                 block.to_frame().to_csv(handle, header=number == 0, index=False)
             else:
-                handle.writelines(json.dumps({"user": user, "items": items,
-                                              "scores": [float(score) for score in scores]})
-                                  + "\n" for user, items, scores in
-                                  zip(block.users, block.items, block.scores))
+                handle.writelines(json.dumps(record) + "\n" for record in block.to_records())
             bar.update(len(block.users))
 
 
@@ -410,8 +416,12 @@ def _export(args) -> int:
 
 
 def _serve(args) -> int:
+    if SERVER_MISSING is not None:  # said before the model is loaded
+        raise ImportError("neumf serve needs the server library waitress, which is not "
+                          "installed: pip install 'neumf[serve]' (or pip install waitress)")
     recommender = _recommender(args)
-    server = make_server(recommender, args.host, args.port, quiet=not args.log)
+    server = make_server(recommender, args.host, args.port, quiet=not args.log,
+                         threads=args.threads, timeout=args.timeout)
     host, port = server.server_address[:2]
     try:  # Ctrl-C is how the service stops: from here on, a normal end
         print(f"serving {recommender!r} on http://{host}:{port} (GET /health, GET "

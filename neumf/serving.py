@@ -1,34 +1,45 @@
 """Serving a trained model: an export loaded as a :class:`Recommender` that
-recommends and scores by raw ids with nothing else from the run, and a small
-HTTP JSON service over it.
+recommends and scores by raw ids with nothing else from the run, and an HTTP
+JSON service over it.
 
-The service is the standard library's ``ThreadingHTTPServer``: no dependency
-beyond what neumf already needs (MXNet 1.9 pins NumPy below 1.24, which
-today's web frameworks have moved past), one thread per request, and every
-answer computed in NumPy from arrays loaded once (thread-safe; the matrix
-products release the GIL). Request bodies, users per request and ``k`` are
-bounded; bad input is a 400, an unknown id a 404, each with a JSON message.
+The service runs on waitress (the ``serve`` extra: ``pip install
+'neumf[serve]'``), a maintained pure-Python WSGI server with no dependencies:
+HTTP/1.1 with keep-alive, a listen backlog of 1,024, one thread reading and
+writing every connection and a few worker threads computing the answers in
+NumPy from arrays loaded once (thread-safe; the matrix products release the
+GIL). Everything a request can hold is bounded before it is parsed (the
+request line, the headers, the body, JSON nesting and numbers, users and
+results per answer), a body that stops short is answered after ``timeout``
+seconds, and every answer, including the ones the server itself makes for
+requests it cannot parse, is JSON: ``{"error": ...}`` with its status for
+anything but a 200.
 """
+
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import json
+import logging
 import os
+import re
+import socket
 import stat
+import sys
+import threading
 import time
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Iterator, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 
 from ._gluon import get_weights
-from ._util import check_bool, check_int, check_path, check_positive_int
+from ._util import check_bool, check_int, check_number, check_path
 from ._version import __version__
 from .interactions import SeenIndex
 from .recommend import IdMap, Recommendations, as_raw_ids, recommend_blocks
@@ -43,12 +54,32 @@ from .runs import (
 )
 from .scoring import ScorerSpec, score_all
 
-__all__ = ["MAX_BODY_BYTES", "MAX_RESULTS", "MAX_USERS", "Recommender", "load", "make_server"]
+try:  # the server is the optional 'serve' extra: loading and recommending work without it
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser, ParsingError
+    from waitress.server import TcpWSGIServer
+    from waitress.task import ErrorTask
+    from waitress.utilities import BadRequest
+    SERVER_MISSING = None
+except ImportError as missing:  # pragma: no cover - tested in a process without it
+    HTTPChannel = HTTPRequestParser = TcpWSGIServer = ErrorTask = object
+    ParsingError = BadRequest = ValueError
+    SERVER_MISSING = missing
+
+__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "MAX_NUMBER_CHARS",
+           "MAX_RESULTS", "MAX_TARGET_BYTES", "MAX_USERS", "Recommender", "Server", "load",
+           "make_server"]
 
 MAX_BODY_BYTES = 1 << 20  # a POST body
 MAX_USERS = 10_000  # users in one request
 MAX_RESULTS = 100_000  # users x k in one answer (about 3 MB of JSON)
+MAX_TARGET_BYTES = 8192  # the request line's path and query (414 beyond)
+MAX_HEADER_BYTES = 16384  # the request line and headers together (431 beyond)
+MAX_JSON_DEPTH = 8  # arrays and objects inside each other in a body
+MAX_NUMBER_CHARS = 64  # characters of one number in a body (ids longer than that: strings)
 LOAD_ATTEMPTS = 5  # reads of an export that is replaced while it is read
+LINGER_SECONDS = 2  # reading what a client still sends after its last answer, before closing
 PathLike = Union[str, os.PathLike]
 
 
@@ -257,153 +288,399 @@ def load(folder: PathLike) -> Recommender:
                    "read; try again")
 
 
-class _BadRequest(Exception):
+# --- requests: checked before they are parsed, answered in JSON --------------------------------
+
+class _Refused(Exception):
     """A request the service answers with ``status`` and a message."""
 
-    def __init__(self, status: HTTPStatus, message: str):
+    def __init__(self, status: HTTPStatus, message: str, **headers: str):
         super().__init__(message)
-        self.status = status
+        self.status, self.headers = status, headers
 
 
-def _flag(text: str | None, default: bool) -> bool:
+class _NumberTooLong(ValueError):
+    pass
+
+
+_ROUTES = {"/health": ("GET", "HEAD"), "/recommend": ("GET", "HEAD", "POST")}
+_FIELDS = ("users", "k", "exclude_seen")
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes '٣' and '²'
+
+
+def _number(kind):
+    def parse(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _NumberTooLong(f"a number of {len(text)} characters in the body; at most "
+                                 f"{MAX_NUMBER_CHARS} (send a long id as a string)")
+        return kind(text)
+    return parse
+
+
+def _constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (strings left out), counted
+    without parsing it: the parser recurses once per level."""
+    brackets = _STRINGS.sub("", text).translate({ord(c): None for c in '"'}).encode()
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.isin(codes, (91, 123)).astype(np.int64) - np.isin(codes, (93, 125))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _json_body(data: bytes):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"the body is not UTF-8 ({exc.reason} at byte "
+                       f"{exc.start})") from None
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"the body nests arrays and objects {depth} "
+                       f"deep; at most {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text, parse_int=_number(int), parse_float=_number(float),
+                          parse_constant=_constant)
+    except _NumberTooLong as exc:
+        raise _Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
+
+
+def _k(value, num_items: int) -> int:
+    text = value if isinstance(value, str) else None
+    if text is not None and _DIGITS.fullmatch(text):
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"k must be a positive integer (ASCII digits, "
+                       f"or a JSON integer); got {value!r}")
+    if value > num_items:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"k={value} is larger than the catalogue of "
+                       f"{num_items} items")
+    return value
+
+
+def _flag(text: str | None) -> bool:
     if text is None:
-        return default
+        return True
     if text.lower() in ("1", "true", "yes"):
         return True
     if text.lower() in ("0", "false", "no"):
         return False
-    raise _BadRequest(HTTPStatus.BAD_REQUEST, f"exclude_seen must be true or false; got {text!r}")
+    raise _Refused(HTTPStatus.BAD_REQUEST, f"exclude_seen must be true or false; got {text!r}")
 
 
-def _k(value, num_items: int) -> int:
+def _query(environ) -> Dict[str, List[str]]:
     try:
-        k = check_positive_int("k", int(value) if isinstance(value, str) else value)
-    except (TypeError, ValueError) as exc:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"k must be a positive integer; got "
-                          f"{value!r}") from exc
-    if k > num_items:
-        raise _BadRequest(HTTPStatus.BAD_REQUEST, f"k={k} is larger than the catalogue of "
-                          f"{num_items} items")
-    return k
+        text = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")
+        query = urllib.parse.parse_qs(text, keep_blank_values=True, errors="strict",
+                                      max_num_fields=MAX_USERS + len(_FIELDS))
+    except UnicodeError:
+        raise _Refused(HTTPStatus.BAD_REQUEST, "the query is not UTF-8") from None
+    except ValueError:
+        raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"over {MAX_USERS} users in one "
+                       "request") from None
+    unknown = sorted(set(query) - {"user", "k", "exclude_seen"})
+    twice = [name for name in ("k", "exclude_seen") if len(query.get(name, ())) > 1]
+    if unknown or twice:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"unknown query field {unknown[0]!r}: use user=ID "
+                       "(repeatable), k=10 and exclude_seen=false" if unknown else
+                       f"{twice[0]} is given twice")
+    return query
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """``GET /health``, ``GET /recommend?user=ID&k=10[&exclude_seen=false]`` and
-    ``POST /recommend`` with ``{"users": [...], "k": 10, "exclude_seen": true}``."""
+def _post_fields(environ) -> Dict:
+    length = environ.get("CONTENT_LENGTH")
+    if length is None or not _DIGITS.fullmatch(length.strip() or "x"):
+        raise _Refused(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
+    if int(length) > MAX_BODY_BYTES:
+        raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                       f"the body holds {length} bytes; at most {MAX_BODY_BYTES}")
+    body = _json_body(environ["wsgi.input"].read(int(length)))
+    if not isinstance(body, dict) or not isinstance(body.get("users"), list):
+        raise _Refused(HTTPStatus.BAD_REQUEST, 'the body must be {"users": [ids], "k": 10, '
+                       '"exclude_seen": true}')
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"unknown field {unknown[0]!r}: the body is "
+                       '{"users": [ids], "k": 10, "exclude_seen": true}')
+    if not isinstance(body.get("exclude_seen", True), bool):
+        raise _Refused(HTTPStatus.BAD_REQUEST, "exclude_seen must be true or false")
+    return body
 
-    server_version = f"neumf/{__version__}"
-    timeout = 30  # seconds a client may take to send its request
 
-    def log_message(self, format, *args):  # noqa: A002 (the stdlib's signature)
-        if not self.server.quiet:
-            super().log_message(format, *args)
+class _Service:
+    """The WSGI application: ``GET /health``, ``GET /recommend?user=ID&k=10
+    [&exclude_seen=false]``, ``POST /recommend`` with ``{"users": [...], "k":
+    10, "exclude_seen": true}``, and ``HEAD`` wherever ``GET`` is served."""
 
-    def _send(self, status: HTTPStatus, body: Dict, **headers: str) -> None:
+    def __init__(self, recommender: Recommender, log: bool):
+        self.recommender, self.log = recommender, log
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        try:
+            status, body, headers = HTTPStatus.OK, self._answer(environ), {}
+        except _Refused as exc:
+            status, body, headers = exc.status, {"error": str(exc)}, exc.headers
+        except Exception as exc:  # noqa: BLE001 (a defect: a JSON 500 and one line in the log)
+            status, body, headers = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal "
+                                                                        "error"}, {}
+            print(f"neumf serve: internal error ({type(exc).__name__}: {exc}) answering "
+                  f"{_shown(environ)}", file=sys.stderr, flush=True)
         data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        for name, value in {**headers, "Content-Type": "application/json",
-                            "Content-Length": str(len(data))}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        start_response(f"{status.value} {status.phrase}",
+                       [("Content-Type", "application/json"),
+                        ("Content-Length", str(len(data))), *headers.items()])
+        if self.log:
+            print(f"{environ.get('REMOTE_ADDR', '-')} {_shown(environ)} {status.value} "
+                  f"{len(data)} {1000 * (time.perf_counter() - started):.1f} ms",
+                  file=sys.stderr, flush=True)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [data]  # HEAD: GET's headers
 
-    def _answer(self, compute) -> None:
-        try:
-            self._send(HTTPStatus.OK, compute())
-        except _BadRequest as exc:
-            self._send(exc.status, {"error": str(exc)})
-        except KeyError as exc:  # an unknown raw id
-            self._send(HTTPStatus.NOT_FOUND, {"error": exc.args[0] if exc.args else str(exc)})
+    def _answer(self, environ) -> Dict:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        target = environ.get("REQUEST_URI") or path + "?" + environ.get("QUERY_STRING", "")
+        if len(target) > MAX_TARGET_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_URI_TOO_LONG, f"the request target holds "
+                           f"{len(target)} bytes; at most {MAX_TARGET_BYTES} (send many users "
+                           "with POST /recommend)")
+        if path not in _ROUTES:
+            raise _Refused(HTTPStatus.NOT_FOUND, f"no such path: {path[:200]!r}; use GET "
+                           "/health, GET /recommend or POST /recommend")
+        if method not in _ROUTES[path]:
+            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, f"{method[:20]} is not served on "
+                           f"{path}: use {', '.join(_ROUTES[path])}",
+                           Allow=", ".join(_ROUTES[path]))
+        if path == "/health":
+            recommender = self.recommender
+            return {"status": "ok", "model": recommender.info.get("model"),
+                    "users": recommender.num_users, "items": recommender.num_items,
+                    "version": __version__}
+        if method == "POST":
+            body = _post_fields(environ)
+            return {"recommendations": self._recommend(body["users"], body.get("k", 10),
+                                                       body.get("exclude_seen", True))}
+        query = _query(environ)
+        records = self._recommend(query.get("user", []), (query.get("k") or ["10"])[0],
+                                  _flag((query.get("exclude_seen") or [None])[0]))
+        return records[0] if len(records) == 1 else {"recommendations": records}
 
-    def do_GET(self):  # noqa: N802 (the stdlib's name)
-        url = urllib.parse.urlsplit(self.path)
-        query = urllib.parse.parse_qs(url.query)
-        if url.path == "/health":
-            self._answer(lambda: self._health())
-        elif url.path == "/recommend":
-            self._answer(lambda: self._recommend(query.get("user", []),
-                                                 (query.get("k") or ["10"])[-1],
-                                                 _flag((query.get("exclude_seen") or [None])[-1],
-                                                       True), single=True))
-        else:
-            self._send(HTTPStatus.NOT_FOUND, {"error": f"no such path: {url.path}"})
-
-    def do_POST(self):  # noqa: N802 (the stdlib's name)
-        if urllib.parse.urlsplit(self.path).path != "/recommend":
-            self._send(HTTPStatus.NOT_FOUND, {"error": f"no such path: {self.path}"})
-            return
-        self._answer(self._post_recommend)
-
-    def _not_allowed(self):
-        self.close_connection = True  # a body, if any, is not read
-        self._send(HTTPStatus.METHOD_NOT_ALLOWED,
-                   {"error": f"{self.command} is not served: use GET /health, GET /recommend "
-                             "or POST /recommend"}, Allow="GET, POST")
-
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
-
-    def _post_recommend(self) -> Dict:
-        length = self.headers.get("Content-Length")
-        if length is None or not (length.isascii() and length.isdigit()):
-            raise _BadRequest(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
-        if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read
-            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              f"the body holds {length} bytes; at most {MAX_BODY_BYTES}")
-        try:
-            body = json.loads(self.rfile.read(int(length)).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
-        if not isinstance(body, dict) or not isinstance(body.get("users"), list):
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, 'the body must be {"users": [ids], '
-                              '"k": 10, "exclude_seen": true}')
-        exclude_seen = body.get("exclude_seen", True)
-        if not isinstance(exclude_seen, bool):
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, "exclude_seen must be true or false")
-        return self._recommend(body["users"], body.get("k", 10), exclude_seen, single=False)
-
-    def _health(self) -> Dict:
-        recommender = self.server.recommender
-        return {"status": "ok", "model": recommender.info.get("model"),
-                "users": recommender.num_users, "items": recommender.num_items,
-                "version": __version__}
-
-    def _recommend(self, users, k, exclude_seen: bool, *, single: bool) -> Dict:
-        recommender = self.server.recommender
+    def _recommend(self, users, k, exclude_seen: bool) -> List[Dict]:
+        recommender = self.recommender
         if not users:
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, "name at least one user (user=ID)")
+            raise _Refused(HTTPStatus.BAD_REQUEST, "name at least one user (user=ID)")
         if len(users) > MAX_USERS:
-            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              f"{len(users)} users in one request; at most {MAX_USERS}")
-        if not all(isinstance(user, (str, int)) and not isinstance(user, bool)
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"{len(users)} users in one request; at most {MAX_USERS}")
+        if not all(isinstance(user, (str, int, float)) and not isinstance(user, bool)
                    for user in users):
-            raise _BadRequest(HTTPStatus.BAD_REQUEST, "users must be raw ids (strings or "
-                              "integers)")
+            raise _Refused(HTTPStatus.BAD_REQUEST, "users must be raw ids (strings or "
+                           "numbers)")
         k = _k(k, recommender.num_items)
         if len(users) * k > MAX_RESULTS:
-            raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              f"{len(users)} users x k={k} is {len(users) * k} results; at "
-                              f"most {MAX_RESULTS} in one answer: split the request")
-        result = recommender.recommend(users, k, exclude_seen)
-        answer = result.to_dict()
-        if single and len(users) == 1:
-            return {"user": result.users[0], "items": answer[result.users[0]]}
-        return {"recommendations": answer}
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"{len(users)} users x k={k} is {len(users) * k} results; at "
+                           f"most {MAX_RESULTS} in one answer: split the request")
+        try:
+            return recommender.recommend(users, k, exclude_seen).to_records()
+        except KeyError as exc:  # an unknown raw id
+            raise _Refused(HTTPStatus.NOT_FOUND, exc.args[0] if exc.args else str(exc)) \
+                from None
+        except (TypeError, ValueError) as exc:  # an id that is no id (a NaN, an infinity)
+            raise _Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
+
+def _shown(environ) -> str:
+    """The request line for a log, control characters escaped."""
+    line = (f"{environ.get('REQUEST_METHOD', '?')} {environ.get('REQUEST_URI', '')} "
+            f"{environ.get('SERVER_PROTOCOL', '')}")[:300]
+    return '"' + line.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+# --- the server: waitress, its own answers in JSON too ----------------------------------------
+
+def _server_error(error) -> Tuple[int, str]:
+    """The status and message of an answer waitress makes itself."""
+    code = getattr(error, "code", 500)
+    if code == 431:
+        return code, f"the request line and headers hold over {MAX_HEADER_BYTES} bytes"
+    if code == 413:
+        return code, f"the body holds over {MAX_BODY_BYTES} bytes; at most {MAX_BODY_BYTES}"
+    if code == 501:
+        return code, "only Transfer-Encoding: chunked is understood"
+    return code, f"malformed request: {str(getattr(error, 'body', '') or 'not HTTP')[:200]}"
+
+
+class _ErrorTask(ErrorTask):
+    """The answer to a request waitress could not parse: JSON, then close."""
+
+    def execute(self):
+        code, message = _server_error(self.request.error)
+        body = json.dumps({"error": message}).encode("utf-8")
+        self.status = f"{code} {HTTPStatus(code).phrase}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Parser(HTTPRequestParser):
+    """Waitress's parser, refusing a request whose length is given twice or
+    by both Content-Length and Transfer-Encoding (RFC 9112 6.3: a smuggling
+    attempt), instead of taking one of them."""
+
+    def parse_header(self, header_plus: bytes):
+        super().parse_header(header_plus)  # first: the answer's HTTP version is the request's
+        names = [line.split(b":", 1)[0].strip().lower()
+                 for line in header_plus.split(b"\r\n")[1:]]
+        if names.count(b"content-length") > 1:
+            raise ParsingError("Content-Length is given more than once")
+        if b"content-length" in names and b"transfer-encoding" in names:
+            raise ParsingError("both Content-Length and Transfer-Encoding are given")
+
+
+class _Channel(HTTPChannel):
+    """A connection, closed by the server the way RFC 9112 9.6 asks: after the
+    last answer it stops sending, then reads and drops what the client still
+    sends for up to :data:`LINGER_SECONDS` before closing. Closing with unread
+    input would reset the connection, and a client still sending (a body or
+    headers over the limits) would lose the answer that refused them."""
+
+    error_task_class = _ErrorTask
+    parser_class = _Parser
+    linger_until = None
+
+    def handle_close(self):
+        if self.linger_until is not None or not self.will_close or not self.connected:
+            super().handle_close()  # a client that closed first, an error, or lingered
+            return
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            super().handle_close()
+            return
+        self.will_close, self.linger_until = False, time.monotonic() + LINGER_SECONDS
+
+    def readable(self):
+        return True if self.linger_until is not None else super().readable()
+
+    def writable(self):  # asked every turn of the loop: the deadline is checked here
+        if self.linger_until is not None:
+            return time.monotonic() >= self.linger_until
+        return super().writable()
+
+    def handle_write(self):
+        if self.linger_until is not None:
+            super().handle_close()
+        else:
+            super().handle_write()
+
+    def handle_read(self):
+        if self.linger_until is None:
+            super().handle_read()
+        else:
+            with contextlib.suppress(OSError):
+                self.recv(65536)  # dropped; at the end of input recv() closes
+
+
+class _WaitressServer(TcpWSGIServer):
+    """Waitress's TCP server with the channels above, answering a request whose
+    body stopped short of its Content-Length once ``channel_timeout`` passed
+    (waitress would close it unanswered)."""
+
+    channel_class = _Channel
+
+    def maintenance(self, now):
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            request = channel.request
+            if request is None or not request.headers_finished or request.completed \
+                    or channel.requests or channel.last_activity >= cutoff:
+                continue
+            with channel.requests_lock:
+                expected = "" if request.chunked else f" of its {request.content_length}"
+                request.error = BadRequest(
+                    f"the body stopped after {request.body_bytes_received}{expected} bytes "
+                    f"(nothing more came for {self.adj.channel_timeout} s)")
+                request.completed, channel.request = True, None
+                channel.requests.append(request)
+                channel.last_activity = now
+                self.add_task(channel)
+        super().maintenance(now)
+
+
+class Server:
+    """An HTTP server answering for a recommender (see :func:`make_server`):
+    ``serve_forever()`` until ``shutdown()`` (from another thread) or Ctrl-C,
+    then ``server_close()``; ``server_address`` is the ``(host, port)`` it
+    listens on."""
+
+    def __init__(self, server: TcpWSGIServer, sockets: Dict):
+        self._server, self._map = server, sockets
+        self._stop, self._stopped = threading.Event(), threading.Event()
+        self._stopped.set()
+
+    @property
+    def server_address(self) -> Tuple[str, int]:
+        return self._server.effective_host, self._server.effective_port
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Answer requests until :meth:`shutdown`."""
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=poll_interval, map=self._map, use_poll=True, count=1)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` (it finishes its current poll first)."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._server.pull_trigger()
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        """Close the listening socket and every connection; stop the workers."""
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        wasyncore.close_all(self._map)
 
 
 def make_server(recommender: Recommender, host: str = "127.0.0.1", port: int = 8080, *,
-                quiet: bool = True) -> ThreadingHTTPServer:
+                quiet: bool = True, threads: int = 2, timeout: float = 10) -> Server:
     """An HTTP server answering for ``recommender`` (not yet serving: call its
-    ``serve_forever()``; ``port=0`` picks a free port, see ``server_address``)."""
+    ``serve_forever()``; ``port=0`` picks a free port, see ``server_address``).
+
+    ``threads`` compute answers side by side (the GIL makes more of no use on
+    small requests; two keep one long request from holding the rest);
+    ``timeout`` is how many seconds a connection may stay silent, idle
+    between requests or in the middle of one (a body that stops short is
+    then answered with a 400). ``quiet=False`` logs every request to stderr.
+    Needs the ``serve`` extra (waitress)."""
+    if SERVER_MISSING is not None:
+        raise ImportError("serving over HTTP needs waitress: pip install 'neumf[serve]' (or "
+                          "pip install waitress)")
     if not 0 <= check_int("port", port) <= 65535:
         raise ValueError(f"port must be in 0..65535 (0: any free port); got {port}")
+    threads = check_int("threads", threads, 1)
+    timeout = max(1, round(check_number("timeout", timeout, positive=True)))
+    # queueing is how a busy server works: not a warning a line per request
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    sockets = {}
     try:
-        server = ThreadingHTTPServer((host, port), _Handler)
+        server = _WaitressServer(
+            _Service(recommender, not quiet), map=sockets, host=host, port=port,
+            threads=threads, backlog=1024, connection_limit=1000, asyncore_use_poll=True,
+            channel_timeout=timeout, cleanup_interval=max(1, timeout // 4),
+            max_request_header_size=MAX_HEADER_BYTES,
+            max_request_body_size=MAX_BODY_BYTES + 1, log_socket_errors=False,
+            ident=f"neumf/{__version__}", expose_tracebacks=False)
     except OSError as exc:
+        wasyncore.close_all(sockets)  # the socket and the wake-up pipe made before binding
         raise OSError(f"cannot serve on {host}:{port}: {exc.strerror or exc}"
                       + (" (another process listens there: choose another --port)"
                          if exc.errno == errno.EADDRINUSE else "")) from None
-    server.daemon_threads = True
-    server.recommender, server.quiet = recommender, quiet
-    return server
+    return Server(server, sockets)

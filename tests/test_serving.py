@@ -101,7 +101,8 @@ def _get(url):
         with urllib.request.urlopen(url, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def _post(url, body: bytes, headers=None):
@@ -114,7 +115,8 @@ def _request(url, body, method, headers=None):
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 @pytest.fixture
@@ -135,11 +137,15 @@ def test_http_service_answers_like_the_recommender(service):
     status, health = _get(base + "/health")
     assert status == 200 and health["status"] == "ok" and health["items"] == 60
     status, one = _get(base + "/recommend?user=7&k=3")
-    expected = recommender.recommend("7", 3).to_dict()["7"]
-    assert status == 200 and one["user"] == "7" and one["items"] == expected
+    assert status == 200 and one == recommender.recommend("7", 3).to_records()[0]
+    assert one["user"] == "7" and len(one["items"]) == 3 and set(one["items"][0]) == \
+        {"item", "score"}
     status, many = _post(base + "/recommend", json.dumps({"users": ["1", 2], "k": 4}).encode())
-    assert status == 200 and set(many["recommendations"]) == {"1", "2"}
-    assert all(len(items) == 4 for items in many["recommendations"].values())
+    # one shape: a user's record, as GET answers it, in a list in the order asked
+    assert status == 200 and list(many) == ["recommendations"]
+    assert many["recommendations"] == recommender.recommend(["1", "2"], 4).to_records()
+    status, two = _get(base + "/recommend?user=1&user=2&k=4")
+    assert status == 200 and two == many
     status, with_seen = _get(base + "/recommend?user=7&k=60&exclude_seen=false")
     assert status == 200 and len(with_seen["items"]) == 60
 
@@ -161,6 +167,15 @@ def test_http_service_answers_like_the_recommender(service):
      "is 110000 results; at most 100000"),
     ("PUT", "/recommend", b"{}", 405, "PUT is not served"),
     ("DELETE", "/recommend", None, 405, "DELETE is not served"),
+    ("POST", "/health", b"{}", 405, "POST is not served on /health: use GET, HEAD"),
+    ("GET", "/recommend?users=1", None, 400, "unknown query field 'users'"),
+    ("GET", "/recommend?user=1&k=2&k=3", None, 400, "k is given twice"),
+    ("POST", "/recommend", b'{"users": ["1"], "exclude-seen": false}', 400,
+     "unknown field 'exclude-seen'"),
+    ("POST", "/recommend", b'{"users": [NaN]}', 400, "NaN is not a JSON number"),
+    ("POST", "/recommend", b'{"users": [1e400]}', 400, "users must be raw ids; got inf"),
+    ("POST", "/recommend", b'{"users": [true]}', 400, "raw ids"),
+    ("POST", "/recommend", b'{"users": ["1"]}\xff', 400, "not UTF-8"),
 ])
 def test_http_service_refuses_bad_requests_clearly(service, method, path, body, code, words):
     base, _ = service
@@ -177,7 +192,9 @@ def test_http_service_wants_a_content_length_in_ascii_digits(service):
         connection.sendall(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: "
                            b"\xb2\r\n\r\n")
         answer = connection.recv(65536).decode("utf-8", "replace")
-    assert answer.startswith("HTTP/1.0 411") and "Content-Length" in answer
+    head, body = answer.split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 400") and "application/json" in head
+    assert "Content-Length" in json.loads(body)["error"]
 
 
 def test_a_port_in_use_is_named(run):
@@ -243,8 +260,8 @@ def test_batch_scoring_from_a_file_equals_recommend(run, tmp_path, capsys):
     assert main(["recommend", "--export", str(export), "--users-file",
                  str(tmp_path / "users.txt"), "-k", "2", "--out", str(jsonl)]) == 0
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [line["user"] for line in lines] == users and all(len(line["items"]) == 2
-                                                             for line in lines)
+    # the service's shape, a line per user
+    assert lines == serving.load(export).recommend(users, 2).to_records()
     capsys.readouterr()
     assert main(["recommend", "--export", str(export), "--users-file",
                  str(tmp_path / "users.txt"), "--out", str(jsonl)]) == 2
