@@ -495,9 +495,12 @@ class _Service:
 
 def _shown(environ) -> str:
     """The request line for a log, control characters escaped."""
-    line = (f"{environ.get('REQUEST_METHOD', '?')} {environ.get('REQUEST_URI', '')} "
-            f"{environ.get('SERVER_PROTOCOL', '')}")[:300]
-    return '"' + line.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+    return _shown_line(f"{environ.get('REQUEST_METHOD', '?')} "
+                       f"{environ.get('REQUEST_URI', '')} {environ.get('SERVER_PROTOCOL', '')}")
+
+
+def _shown_line(line: str) -> str:
+    return '"' + line[:300].encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
 # --- the server: waitress, its own answers in JSON too ----------------------------------------
@@ -511,6 +514,8 @@ def _server_error(error) -> Tuple[int, str]:
         return code, f"the body holds over {MAX_BODY_BYTES} bytes; at most {MAX_BODY_BYTES}"
     if code == 501:
         return code, "only Transfer-Encoding: chunked is understood"
+    if code in (400, 408) and str(getattr(error, "body", "")).startswith("the "):
+        return code, str(error.body)  # the timeouts' own words
     return code, f"malformed request: {str(getattr(error, 'body', '') or 'not HTTP')[:200]}"
 
 
@@ -525,6 +530,10 @@ class _ErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
+        if self.channel.server.log:
+            line = getattr(self.request, "first_line", b"") or b"?"
+            print(f"{self.channel.addr[0]} {_shown_line(line.decode('latin-1'))} {code} "
+                  f"{len(body)} ({message})", file=sys.stderr, flush=True)
 
 
 class _Parser(HTTPRequestParser):
@@ -586,25 +595,36 @@ class _Channel(HTTPChannel):
                 self.recv(65536)  # dropped; at the end of input recv() closes
 
 
+class _RequestTimeout(BadRequest):
+    code = 408
+    reason = "Request Timeout"
+
+
 class _WaitressServer(TcpWSGIServer):
-    """Waitress's TCP server with the channels above, answering a request whose
-    body stopped short of its Content-Length once ``channel_timeout`` passed
-    (waitress would close it unanswered)."""
+    """Waitress's TCP server with the channels above, answering a request left
+    unfinished for ``channel_timeout`` seconds (waitress would close it
+    unanswered): a 400 for a body that stopped short of its length, a 408
+    for a request line or headers that never ended."""
 
     channel_class = _Channel
+    log = False
 
     def maintenance(self, now):
         cutoff = now - self.adj.channel_timeout
         for channel in list(self.active_channels.values()):
             request = channel.request
-            if request is None or not request.headers_finished or request.completed \
-                    or channel.requests or channel.last_activity >= cutoff:
+            if request is None or request.completed or channel.requests \
+                    or channel.last_activity >= cutoff:
                 continue
             with channel.requests_lock:
                 expected = "" if request.chunked else f" of its {request.content_length}"
                 request.error = BadRequest(
                     f"the body stopped after {request.body_bytes_received}{expected} bytes "
-                    f"(nothing more came for {self.adj.channel_timeout} s)")
+                    f"(nothing more came for {self.adj.channel_timeout} s)") \
+                    if request.headers_finished else _RequestTimeout(
+                    f"the request line and headers did not end within "
+                    f"{self.adj.channel_timeout} s (each line ends with CR LF, the headers "
+                    "with an empty line)")
                 request.completed, channel.request = True, None
                 channel.requests.append(request)
                 channel.last_activity = now
@@ -683,4 +703,5 @@ def make_server(recommender: Recommender, host: str = "127.0.0.1", port: int = 8
         raise OSError(f"cannot serve on {host}:{port}: {exc.strerror or exc}"
                       + (" (another process listens there: choose another --port)"
                          if exc.errno == errno.EADDRINUSE else "")) from None
+    server.log = not quiet
     return Server(server, sockets)

@@ -142,6 +142,9 @@ def test_a_short_body_is_answered_when_the_timeout_passes(service):
                               b"\r\n\r\n" + BODY[:10])
     assert status == 400 and "the body stopped after 10 of its 100 bytes" in body["error"]
     assert time.monotonic() - started < 5  # one-second timeout, checked every second
+    # headers that never end (bare LFs, or a client that stalls) are a 408
+    status, body = _one(port, b"GET /health HTTP/1.1\nHost: x\n\n")
+    assert status == 408 and "did not end within 1 s" in body["error"]
 
 
 def test_long_request_lines_and_headers_are_json(service):
