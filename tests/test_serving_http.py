@@ -127,9 +127,12 @@ def test_deep_json_and_long_numbers_are_refused_before_parsing(service):
     assert status == 400 and "nests arrays and objects 10000 deep; at most 8" in body["error"]
     status, body = _one(port, _post(b'{"users": [' + b"9" * 400 + b"]}"))
     assert status == 400 and "a number of 400 characters" in body["error"]
-    # brackets inside strings are no nesting
-    status, body = _one(port, _post(b'{"users": ["[[[[[[[[[[[[[[[[[["], "k": 1}'))
+    # brackets inside strings are no nesting, even after an escaped quote
+    status, body = _one(port, _post(b'{"users": ["[[[[[[[[[[[[[[[[[[\\"[[[[[[[[["], "k": 1}'))
     assert status == 404 and "unknown user id" in body["error"]
+    started = time.monotonic()  # counted in linear time: 400,000 escaped quotes
+    status, body = _one(port, _post(b'["' + b'\\"' * 400_000 + b"]"))
+    assert status == 400 and "not JSON" in body["error"] and time.monotonic() - started < 2
     # in Python, a long number is an id like any other: unknown, not an OverflowError
     with pytest.raises(KeyError, match="unknown user id"):
         recommender.recommend(10 ** 399)
