@@ -44,7 +44,8 @@ REPORT = ("hr@10", "ndcg@10", "hr@50", "auc", "mrr")
 # [128, 64], BPR; row 7 is the NeuMF that was preset "best" until issue 15),
 # then model selection: validation split, early stopping
 BASE = {"model": "neumf", "num_factors": 128, "nums_hiddens": (128, 64), "loss": "bpr",
-        "lr": 1e-3, "wd": 0.0, "num_negatives": 4, "batch_size": 1024}
+        "lr": 1e-3, "wd": 0.0, "num_negatives": 4, "batch_size": 1024,
+        "ks": (10, 50)}  # the columns reported, whatever the catalogue
 SELECT = {"validation": True, "patience": 4, "num_epochs": 20, "monitor": "ndcg@10",
           "eval_step": 1}
 

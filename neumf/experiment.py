@@ -51,7 +51,10 @@ from .sampling import PRDataset, sampled_negatives
 from .sparse import SPARSE_OPTIMIZERS, SparseBatches
 from .training import EpochStats, evaluate_into, fit_epochs
 
-__all__ = ["fit", "train"]
+__all__ = ["CUTOFFS", "fit", "train"]
+
+# The cut-offs a default becomes where the candidates of a test item are few
+CUTOFFS = (1, 5, 10, 20, 50)
 
 PathLike = Union[str, os.PathLike]
 
@@ -265,7 +268,7 @@ def _run(plan: _Plan, devices: List[mx.Context], *, overwrite: bool, verbose: bo
         lock.acquire()
     try:
         data, source, validation_negatives = _load(plan, verbose)
-        config = _fit_to_catalogue(config, data.num_items, plan.given)
+        config = _fit_to_catalogue(config, data, plan.given)
         _warn_about_test_pairs(data, config)
         result = train(data, config, devices, source=source, saved=plan.saved, out=out,
                        kvstore=kvstore, verbose=verbose, live_plot=live_plot,
@@ -343,30 +346,39 @@ def _warn_about_test_pairs(data: RecData, config: FitConfig) -> None:
              UserWarning)
 
 
-def _fit_to_catalogue(config: FitConfig, num_items: int, given: set) -> FitConfig:
-    """Cut-offs the catalogue can hold: a cut-off given above it is refused;
-    defaults above it become half the catalogue (a larger one would count most
-    test pairs as hits whatever the model does), and a warning says so."""
-    changes, cap = {}, max(1, num_items // 2)
+def _candidates(data: RecData, config: FitConfig) -> int:
+    """How many items a test item is ranked among: its negatives and itself,
+    or the catalogue."""
+    if data.test_negatives is not None:
+        return data.test_negatives.shape[1] + 1
+    return config.eval_negatives + 1 if config.protocol == "sampled" else data.num_items
+
+
+def _fit_to_catalogue(config: FitConfig, data: RecData, given: set) -> FitConfig:
+    """Cut-offs that say something: one given above the catalogue is refused; a
+    default above a tenth of the candidates each test item is ranked among
+    becomes the largest of :data:`CUTOFFS` within it (ML-100K keeps the
+    tutorial's 50; ML-1M's 99 negatives give 10; 200 items give 20): a larger
+    one counts most test pairs as hits whatever the model does. The metrics'
+    names (``hr@20``) say which were used."""
+    cap = max((k for k in CUTOFFS if k <= _candidates(data, config) // 10), default=1)
+    changes = {}
     for name in ("k", "ks", "monitor"):
         value = getattr(config, name)
         kind, _, k = str(value).partition("@") if name == "monitor" else ("", "", "")
         cutoffs = (int(k),) if k else () if name == "monitor" else \
             (value,) if name == "k" else value
-        if max(cutoffs, default=0) <= num_items:
-            continue
         if name in given:
-            raise ValueError(f"{name}={value!r} is larger than the catalogue of {num_items} "
-                             "items")
-        changes[name] = {"k": min(value, cap) if name == "k" else None,
-                         "ks": tuple(sorted({min(c, cap) for c in cutoffs})),
-                         "monitor": f"{kind}@{cap}"}[name]
-    if not changes:
+            if max(cutoffs, default=0) > data.num_items:
+                raise ValueError(f"{name}={value!r} is larger than the catalogue of "
+                                 f"{data.num_items} items")
+            continue
+        if max(cutoffs, default=0) > cap:
+            changes[name] = {"k": min(value, cap) if name == "k" else None,
+                             "ks": tuple(sorted({min(c, cap) for c in cutoffs})),
+                             "monitor": f"{kind}@{cap}"}[name]
+    if not changes:  # the metrics' names say which cut-offs were used
         return config
-    warn(f"the catalogue holds {num_items} items, fewer than the default cut-offs: "
-         + ", ".join(f"{name}={getattr(config, name)!r} is now {value!r}"
-         for name, value in changes.items())
-         + " (half the catalogue)", UserWarning)
     return dataclasses.replace(config, **changes)
 
 

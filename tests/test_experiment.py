@@ -42,8 +42,8 @@ def test_fit_on_planted_data(planted_dir):
     assert len(result.history) == 8 and set(result.history[0]) >= HISTORY_KEYS
     assert result.hit_rate == result.history[-1]["hit_rate"] > 0.4  # chance is about 0.1
     assert result.auc == result.history[-1]["auc"] > 0.8
-    assert set(result.metrics) == {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@50", "ndcg@50",
-                                   "auc", "mrr"}
+    # the default ks (10, 50) become 5, a tenth of the 60 items
+    assert set(result.metrics) == {"hr@5", "ndcg@5", "auc", "mrr"}
     assert result.metrics["hr@5"] == pytest.approx(result.hit_rate)
     assert result.metrics["auc"] == pytest.approx(result.auc)
 
@@ -79,7 +79,7 @@ def test_tutorial_exact_uses_the_sigmoid(planted_dir):
 def test_zero_epochs_rank_the_untrained_model(planted_dir):
     # hit_rate and auc are the final weights' test metrics (here: the initial weights')
     result = fit(data_dir=planted_dir, num_epochs=0, verbose=False)
-    assert result.history == [] and result.hit_rate == result.metrics["hr@50"]
+    assert result.history == [] and result.hit_rate == result.metrics["hr@5"]
     assert 0.3 < result.metrics["auc"] < 0.7  # an untrained network ranks at about chance
 
 
@@ -210,7 +210,7 @@ def test_towers_and_baselines_in_the_same_harness(planted_dir, model, tmp_path):
     result = fit(data_dir=planted_dir, seed=0, model=model, num_factors=4, nums_hiddens=[8],
                  num_epochs=10, batch_size=64, lr=0.05, wd=0.0, k=10, verbose=False,
                  out=tmp_path / "run")
-    assert set(result.metrics) == {"hr@10", "ndcg@10", "hr@50", "ndcg@50", "auc", "mrr"}
+    assert set(result.metrics) == {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "auc", "mrr"}
     loaded = load_model(tmp_path / "run")
     assert type(loaded.net) is type(result.net)
     np.testing.assert_allclose(loaded.net.score_matrix(np.arange(5)),
@@ -470,3 +470,21 @@ def test_fit_takes_what_from_frame_and_load_dataset_return(taste_frame, tmp_path
     other = neumf.from_frame(taste_frame.iloc[::2])
     with pytest.raises(neumf.RunError, match="the RecData given .* is not the one"):
         fit(resume=tmp_path / "run", dataset=other, num_epochs=3, verbose=False)
+
+
+@pytest.mark.parametrize("num_items, protocol, expected", [
+    (1682, "full", (50, (10, 50), "ndcg@10")),     # ML-100K keeps the tutorial's 50
+    (200, "full", (20, (10, 20), "ndcg@10")),      # a tenth of the catalogue
+    (60, "full", (5, (5,), "ndcg@5")),
+    (3706, "sampled", (10, (10,), "ndcg@10")),    # 99 negatives: 100 candidates
+])
+def test_default_cut_offs_are_a_tenth_of_the_candidates_at_most(num_items, protocol,
+                                                                 expected):
+    data = neumf.RecData("toy", np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                         np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), 1, num_items,
+                         np.array(["u"]), np.arange(num_items).astype(str))
+    config = neumf.experiment._fit_to_catalogue(FitConfig(protocol=protocol), data, set())
+    assert (config.k, config.ks, config.monitor) == expected
+    given = neumf.experiment._fit_to_catalogue(FitConfig(k=50, ks=(50,)), data,
+                                               {"k", "ks"}) if num_items >= 50 else None
+    assert given is None or (given.k, given.ks) == (50, (50,))  # a cut-off given is kept

@@ -38,7 +38,7 @@ def test_synthetic_refuses_bad_arguments(args, message):
 @SEEN_EVERY_ITEM  # the fixture's heaviest users have seen nearly every item
 @FEW_CANDIDATES
 def test_synthetic_data_is_learnable(taste_frame):
-    result = fit(dataset=taste_frame, seed=0, num_epochs=6, batch_size=128, wd=0.0,
+    result = fit(dataset=taste_frame, seed=0, num_epochs=6, batch_size=128, wd=0.0, ks=(10,),
                  verbose=False)
-    popularity = fit(dataset=taste_frame, model="popularity", verbose=False)
+    popularity = fit(dataset=taste_frame, model="popularity", ks=(10,), verbose=False)
     assert result.metrics["ndcg@10"] > popularity.metrics["ndcg@10"] + 0.05
