@@ -54,7 +54,7 @@ def _first_layer(F, user_id, item_id, rows: dict, units: int):
     ``rows["item_rows"]`` (``W``: ``rows["first_weight"]``), then a sum per
     pair. The same values as the tutorial's order, to float rounding, in
     fewer operations when the tables hold fewer rows than the batch pairs
-    (the twin's slots: each row a batch touches, once)."""
+    (a batch network's: each row a batch touches, once)."""
     user_weight, item_weight = F.np.split(rows["first_weight"], 2, axis=1)
     per_user = F.npx.fully_connected(rows["user_rows"], user_weight, no_bias=True,
                                      num_hidden=units, flatten=False)
@@ -115,10 +115,10 @@ class _Ranker(nn.HybridBlock):
                 for kind, names in (("user", self.USER_TABLES), ("item", self.ITEM_TABLES))
                 for name in names if hasattr(self, name)}
 
-    def twin(self, num_users: int, num_items: int) -> _Ranker:
+    def batch_network(self, num_users: int, num_items: int) -> _Ranker:
         """A block of the same kind that shares this one's dense layers, with
-        embedding tables of ``num_users`` and ``num_items`` rows: the slots
-        of row-sparse training (see :mod:`neumf.sparse`). Its slots are a
+        embedding tables of ``num_users`` and ``num_items`` rows: the rows
+        of row-sparse training (see :mod:`neumf.sparse`). Its rows are a
         batch's distinct rows, so it computes the MLP's first layer once per
         row rather than once per pair (:func:`_first_layer`)."""
         other = type(self)(num_users=num_users, num_items=num_items, **self._sizes)
@@ -126,7 +126,7 @@ class _Ranker(nn.HybridBlock):
             if hasattr(self, name):
                 setattr(other, name, getattr(self, name))
         if hasattr(self, "mlp"):
-            # registered as the twin's own, so that its hybrid_forward receives them
+            # registered as the batch network's own: its hybrid_forward receives them
             other.first_weight, other.first_bias = self.mlp[0].weight, self.mlp[0].bias
             other.user_rows, other.item_rows = other.U.weight, other.V.weight
             other.later = nn.HybridSequential()
@@ -136,7 +136,7 @@ class _Ranker(nn.HybridBlock):
 
     def _mlp(self, F, user_id, item_id, rows: dict):
         """The MLP tower's last hidden layer, per pair: through the first layer
-        per row where ``rows`` holds the first layer and the tables (a twin),
+        per row where ``rows`` holds the first layer and the tables (a batch network),
         else as the tutorial's tower."""
         if rows:
             return self.later(_first_layer(F, user_id, item_id, rows,

@@ -3,10 +3,10 @@ touches cost, not what the catalogue holds.
 
 Gluon's dense embedding gradients and optimizer updates touch every row of
 P, Q, U, V each batch, and MXNet's row-sparse gradients are not available for
-NumPy-mode blocks. So each batch's rows are copied into the *slots* of a small
-twin network (same kind, embedding tables of batch size, dense layers shared
-with the real network), the twin runs forward and backward, and only those
-rows of the real tables are updated, with the arithmetic of MXNet's row-sparse
+NumPy-mode blocks. So each batch's rows are copied into a small *batch
+network* (the same kind of block, with embedding tables of a batch's rows and
+the dense layers of the real network), which runs forward and backward, and
+only those rows of the real tables are updated, with the arithmetic of MXNet's row-sparse
 (lazy) Adam or SGD: rows a batch does not touch keep their weights and
 optimizer state, and weight decay applies to the rows touched. Adam's bias
 correction counts the table's updates (as MXNet's lazy Adam does).
@@ -36,8 +36,8 @@ _ADAM = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 _PLAN_BATCHES = 256
 # Key spaces up to this size are made unique by counting, larger ones by sorting
 _COUNTED_KEYS = 1 << 22
-# Slots grow in steps of this many rows (a new size traces the twin's graph again)
-_SLOT_STEP = 128
+# The batch network's tables grow in steps of this many rows (a new size is traced again)
+_ROWS_STEP = 128
 
 
 class LazyTables:
@@ -46,7 +46,7 @@ class LazyTables:
     ``lazy_update=True`` compute them. During training a table lives in
     ``storage[name]``, shape (planes, rows + 1, width): its weights, then (Adam)
     its mean and variance, so that one ``take`` gathers a row's weight and state
-    and one scatter writes them back; the extra last row is where padded slots
+    and one scatter writes them back; the extra last row is where padded rows
     of a batch read and write. :meth:`load` copies the network's ``tables``
     (legacy NDArrays) in, :meth:`store` copies the weights back out."""
 
@@ -209,15 +209,16 @@ def _slices(size: int, count: int) -> List[slice]:
 
 @use_np
 class _Triplets(nn.HybridBlock):
-    """The twin and the loss as one graph: a batch's stacked users and items
-    (each positive's pair, then its negatives') to the batch's loss and scores."""
+    """The batch network and the loss as one graph: a batch's stacked users and
+    items (each positive's pair, then its negatives') to the batch's loss and
+    scores."""
 
-    def __init__(self, twin: gluon.HybridBlock, loss: gluon.HybridBlock, group: int):
+    def __init__(self, network: gluon.HybridBlock, loss: gluon.HybridBlock, group: int):
         super().__init__()
-        self.twin, self.loss, self.group = twin, loss, group
+        self.network, self.loss, self.group = network, loss, group
 
     def hybrid_forward(self, F, users, items):
-        scores = self.twin(users, items)  # (rows, 1)
+        scores = self.network(users, items)  # (rows, 1)
         if self.group > 1:  # each positive beside its negatives: (rows, 1 + k)
             positive, negative = F.np.split(scores.reshape(-1, self.group + 1), [1], axis=1)
         else:  # the positives' pairs, then the negatives'
@@ -232,77 +233,78 @@ class SparseBatches:
     shard's rows and local ids, copied to MXNet once: per-batch copies would
     wait for the engine). On one device with the tables here (``fused``),
     :meth:`losses` gathers batch ``n``'s rows, with their optimizer state, into
-    the twin's slots with one ``take`` per table and runs the twin and the loss
-    as one graph; else :meth:`shards` copies the rows into the slots and
-    returns the shards with local ids. :meth:`step` updates those rows of the
-    tables after the backward pass; :meth:`sync` copies the tables to the
-    network on every device before it is used. The twin's slots hold the
-    largest batch planned so far; ``batch_size`` bounds them: a shard has at
-    most that many users and twice as many items, or, in grouped batches of
-    ``group`` negatives per positive, ``max(1, batch_size // group) * (group +
-    1)`` items."""
+    the batch network's tables with one ``take`` per table and runs the batch
+    network and the loss as one graph; else :meth:`shards` copies the rows
+    into the batch network and returns the shards with local ids. :meth:`step`
+    updates those rows of the tables after the backward pass; :meth:`sync`
+    copies the tables to the network on every device before it is used. The
+    batch network's tables hold the largest batch planned so far;
+    ``batch_size`` bounds them: a shard has at most that many users and twice
+    as many items, or, in grouped batches of ``group`` negatives per positive,
+    ``max(1, batch_size // group) * (group + 1)`` items."""
 
     def __init__(self, net: gluon.Block, devices: Sequence[mx.Context], batch_size: int,
                  optimizer: str, lr: float, wd: float, kvstore=None,
                  set_optimizer: bool = False, group: int = 1):
         self.devices, self.group, self._owner = list(devices), group, net
-        self.kinds = net.tables()  # {"P.weight": "user", ...}
+        self.indexed_by = net.tables()  # {"P.weight": "user", ...}
         # the largest shard split_data makes (the last takes the remainder)
         capacity = _largest_shard(batch_size, len(self.devices)) + 1
         rows = _largest_shard(max(1, batch_size // group), len(self.devices)) + 1
         self.capacity = {"user": capacity, "item": max(2 * capacity, rows * (group + 1))}
         own = parameters(net)
-        self._full = {name: own[name] for name in self.kinds}
+        self._full = {name: own[name] for name in self.indexed_by}
         tables = {name: param.data(self.devices[0]).as_nd_ndarray()
                   for name, param in self._full.items()}
-        # a batch's padded slots hold the row past each table's last
-        self.spare = {self.kinds[name]: table.shape[0] for name, table in tables.items()}
+        # a batch's padded rows hold the row past each table's last
+        self.spare = {self.indexed_by[name]: table.shape[0] for name, table in tables.items()}
         self.remote = None if kvstore is None else _RemoteTables(
             kvstore, tables, optimizer, lr, wd, batch_size, set_optimizer)
         self.lazy = LazyTables(tables, optimizer, lr, wd)
         self.fused = self.remote is None and len(self.devices) == 1
-        self.net: gluon.HybridBlock | None = None  # the twin, made for the first epoch
-        self._slots: Dict[str, int] = {}  # its rows of each kind
-        self.slots: Dict[str, gluon.Parameter] = {}
+        self.net: gluon.HybridBlock | None = None  # the batch network (at the first plan)
+        self._rows: Dict[str, int] = {}  # the rows of its user and item tables
+        self.batch_tables: Dict[str, gluon.Parameter] = {}
         self._gathered: Dict[str, Tuple[mx.nd.NDArray, List[mx.nd.NDArray]]] = {}
         self._views: Dict = {}
         self._graphs: Dict[int, _Triplets] = {}
         self._plan: Dict = {}
         self._plan_bytes = 0
-        # the batch's flat index by kind: shape (1, planes, slots), and its (planes, slots) view
+        # the batch's flat index, of users and of items: shape (1, planes, rows) and a
+        # (planes, rows) view
         self._flat: Dict[str, Tuple[mx.nd.NDArray, mx.nd.NDArray] | None] = {}
 
-    def _make_twin(self, slots: Dict[str, int]) -> None:
-        """The twin with ``slots`` rows of each kind: its slots' data and
-        gradients, and (``fused``) the buffers its slots read from."""
-        self.net = self._owner.twin(slots["user"], slots["item"])
+    def _make_batch_network(self, rows: Dict[str, int]) -> None:
+        """The batch network with ``rows`` rows of user and of item tables: its
+        tables' data and gradients, and (``fused``) the buffers they read from."""
+        self.net = self._owner.batch_network(rows["user"], rows["item"])
         self.net.hybridize(static_alloc=True)
-        self.slots = {name: param for name, param in parameters(self.net).items()
-                      if name in self.kinds}
+        self.batch_tables = {name: param for name, param in parameters(self.net).items()
+                             if name in self.indexed_by}
         with mx.util.np_shape(True), mx.util.np_array(True):  # the blocks' array mode
-            for param in self.slots.values():
+            for param in self.batch_tables.values():
                 param.initialize(mx.init.Zero(), ctx=self.devices)
         self._gathered = self._read_from_buffers() if self.fused else {}
-        # legacy views of each slot's data and gradient on each device (shared memory)
+        # legacy views of each batch table's data and gradient on each device (shared memory)
         self._views = {name: {device: (param.data(device).as_nd_ndarray(),
                                        param.grad(device).as_nd_ndarray())
                               for device in self.devices}
-                       for name, param in self.slots.items()}
+                       for name, param in self.batch_tables.items()}
         self._graphs = {}
 
     def _read_from_buffers(self) -> Dict[str, Tuple[mx.nd.NDArray, List[mx.nd.NDArray]]]:
         """A buffer per table for a batch's rows, weight and state (planes,
-        slots, width), and its planes' views, the first of which becomes the
-        twin's slot: one ``take`` fills both, and the update writes the buffer
-        back whole."""
+        rows, width), and its planes' views, the first of which becomes the
+        batch network's table: one ``take`` fills both, and the update writes
+        the buffer back whole."""
         buffers = {}
         with mx.util.np_shape(True), mx.util.np_array(True):
-            for name, param in self.slots.items():
-                slot = param.data(self.devices[0])
-                buffer = mx.nd.zeros((self.lazy.planes, *slot.shape), ctx=self.devices[0])
+            for name, param in self.batch_tables.items():
+                table = param.data(self.devices[0])
+                buffer = mx.nd.zeros((self.lazy.planes, *table.shape), ctx=self.devices[0])
                 planes = [buffer[plane] for plane in range(self.lazy.planes)]
                 param._data = [planes[0].as_np_ndarray()]
-                param._init_grad()  # the gradient of the slot that now reads the buffer
+                param._init_grad()  # the gradient of the table that now reads the buffer
                 buffers[name] = (buffer, planes)
         return buffers
 
@@ -324,11 +326,11 @@ class SparseBatches:
                                       {kind: value[chunk] for kind, value in sizes.items()}))
         columns = [np.concatenate(parts) for parts in zip(*chunks)]
         offsets = np.cumsum([0] + _shard_lengths(bounds), dtype=np.int64)
-        # slots for the epoch's largest batch, in steps of _SLOT_STEP rows (not for
-        # the most a batch could touch: every row of a slot is gathered, updated
+        # rows for the epoch's largest batch, in steps of _ROWS_STEP rows (not for
+        # the most a batch could touch: every row of a batch table is gathered, updated
         # and written back, and a batch of ML-1M touches 60 % of what it could)
         needed = {kind: min(self.capacity[kind], -(-(int(value.max(initial=0)) + 1)
-                                                    // _SLOT_STEP) * _SLOT_STEP)
+                                                    // _ROWS_STEP) * _ROWS_STEP)
                   for kind, value in sizes.items()}
         prepared = {"rows": rows, "sizes": sizes, "bounds": bounds, "offsets": offsets,
                     "first": np.cumsum([0] + [len(parts) for parts in bounds], dtype=np.int64),
@@ -343,8 +345,8 @@ class SparseBatches:
              prepared: Dict[str, Any] | None = None) -> None:
         """Make the epoch of ``batches`` (or of what :meth:`prepare` made of
         them) the one trained: its rows and local ids copied to MXNet once
-        (per-batch copies would wait for the engine), the twin grown if its
-        largest batch needs more slots, and the network's weights into the
+        (per-batch copies would wait for the engine), the batch network grown if its
+        largest batch needs more rows, and the network's weights into the
         tables' storage."""
         self._plan = {}  # the last epoch's plan goes before this one is built (peak memory)
         prepared = dict(self.prepare(batches) if prepared is None else prepared)
@@ -354,15 +356,15 @@ class SparseBatches:
         # the NumPy arrays and their copies in MXNet
         self._plan_bytes = 2 * sum(array.nbytes for part in ("rows", "stacked", "columns")
                                    for array in _values(prepared.get(part, ())))
-        if self.net is None or any(needed[kind] > self._slots[kind] for kind in needed):
-            self._slots = needed
-            self._make_twin(needed)
-        rows = {kind: value[:, :, :self._slots[kind]] for kind, value in prepared["rows"].items()}
+        if self.net is None or any(needed[kind] > self._rows[kind] for kind in needed):
+            self._rows = needed
+            self._make_batch_network(needed)
+        rows = {kind: value[:, :, :self._rows[kind]] for kind, value in prepared["rows"].items()}
         self._plan = {**prepared, "rows": rows,
                       "index": {kind: mx.nd.array(value, dtype=np.int64, ctx=master)
                                 for kind, value in rows.items()}}
         if self.fused:
-            # each batch's rows as (1, 1, slots), what LazyTables.flat_index takes
+            # each batch's rows as (1, 1, rows), what LazyTables.flat_index takes
             self._plan["rows3"] = {kind: value.reshape((prepared["batches"], 1, 1, -1))
                                    for kind, value in self._plan["index"].items()}
             self._plan["stacked"] = [mx.np.array(column, dtype=np.int32, ctx=master)
@@ -386,11 +388,11 @@ class SparseBatches:
                 for kind, value in sizes.items()}
 
     def losses(self, number: int, loss: gluon.HybridBlock):
-        """Batch ``number``'s rows into the slots and its loss and scores from
+        """Batch ``number``'s rows into the rows and its loss and scores from
         one graph call, recorded for ``backward`` (``fused`` only)."""
         plan = self._plan
         self._flat = dict.fromkeys(self.capacity)
-        for name, kind in self.kinds.items():
+        for name, kind in self.indexed_by.items():
             if self._flat[kind] is None:  # the tables of a kind share their rows
                 index = self.lazy.flat_index(name, plan["rows3"][kind][number])
                 self._flat[kind] = (index, index[0])
@@ -406,38 +408,38 @@ class SparseBatches:
 
     def shards(self, number: int) -> List[Tuple[mx.np.ndarray, ...]]:
         """Batch ``number`` of the planned epoch (not ``fused``): its rows into
-        the slots, and its shards as local ids on their devices."""
+        the rows, and its shards as local ids on their devices."""
         plan, out = self._plan, []
         for device_number, device in enumerate(self.devices[:len(plan["bounds"][number])]):
             # each kind's rows once (indexing an NDArray is a C call and an object)
             indices = {kind: plan["index"][kind][number][device_number]
                        for kind in self.capacity}
-            for name, kind in self.kinds.items():
+            for name, kind in self.indexed_by.items():
                 index = indices[kind]
-                slot = self._views[name][device][0]
+                table = self._views[name][device][0]
                 if self.remote is not None:  # the rows from the parameter servers
                     size = int(plan["sizes"][kind][number, device_number])
-                    slot[:size] = self.remote.pull(name, index[:size]).as_in_context(device)
+                    table[:size] = self.remote.pull(name, index[:size]).as_in_context(device)
                 else:  # the weights are the storage's first rows
-                    mx.nd.take(self.lazy.flat[name], index).copyto(slot)
+                    mx.nd.take(self.lazy.flat[name], index).copyto(table)
             shard = plan["first"][number] + device_number  # a small batch has fewer shards
             start, stop = plan["offsets"][shard], plan["offsets"][shard + 1]
             out.append(tuple(column[start:stop] for column in plan["local"][device]))
         return out
 
     def step(self, number: int, batch_size: int) -> None:
-        """Apply the slots' gradients to the rows they stand for, summed over
+        """Apply the batch tables' gradients to the rows they stand for, summed over
         devices, scaled by ``1 / batch_size`` as the Trainer scales its own."""
         if self.fused:
             master = self.devices[0]
-            for name, kind in self.kinds.items():
+            for name, kind in self.indexed_by.items():
                 buffer, planes = self._gathered[name]
                 self.lazy.apply(name, planes, buffer, self._views[name][master][1],
                                 1.0 / batch_size, self._flat[kind][0])
             return
         plan, master = self._plan, self.devices[0]
         used = self.devices[:len(plan["bounds"][number])]
-        for name, kind in self.kinds.items():
+        for name, kind in self.indexed_by.items():
             sizes = plan["sizes"][kind][number]
             # the same row from several devices: one summed row
             rows, grad = _merge(

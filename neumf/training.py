@@ -219,7 +219,7 @@ def _train_epoch(net, train_iter, loss, trainer, devices, epoch: int, bar,
     """One pass over ``train_iter``; the losses are read back once, at the end
     (a per-batch read stalls MXNet's pipeline), but each batch waits for the
     loss of the batch ``_AHEAD`` before it, so that few batches are queued. With ``sparse``
-    (:class:`neumf.sparse.SparseBatches`), its twin network trains on each
+    (:class:`neumf.sparse.SparseBatches`), its batch network trains on each
     batch's rows and the touched rows of the tables are updated; ``ahead``
     holds its batches when they were drawn during the last epoch, and with
     ``draw_next`` the next epoch's are drawn during this one (returned beside

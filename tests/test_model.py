@@ -179,7 +179,7 @@ def test_biases_add_a_user_and_an_item_term_to_the_score(make):
     assert set(biased.tables()) == {"P.weight", "Q.weight", "user_bias.weight",
                                     "item_bias.weight"} | (
         {"U.weight", "V.weight"} if isinstance(biased, NeuMF) else set())
-    assert biased.twin(7, 8).biases
+    assert biased.batch_network(7, 8).biases
 
 
 def test_a_tower_with_biases_starts_neumf_with_alpha_times_them():

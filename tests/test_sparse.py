@@ -144,7 +144,7 @@ def _assert_trained_alike(many, one):
             np.testing.assert_allclose(copy, copies[0], rtol=1e-6)
 
 
-# one device updates from the twin's slot, several from rows gathered anew
+# one device updates from the batch network's table, several from rows gathered anew
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("num_devices", [2, 3])
 def test_several_devices_agree_with_one(num_devices, optimizer):
@@ -373,9 +373,9 @@ def test_the_epochs_plan_equals_one_unique_per_shard(monkeypatch, grouped, num_d
     plan = planner._plan
     assert planner.spare == {"user": 30, "item": 50}  # the row past each table's last
     for kind in rows:
-        slots = planner._slots[kind]  # the epoch's largest shard, in steps of 128 rows
-        assert sizes[kind].max() < slots <= planner.capacity[kind]
-        rows[kind] = rows[kind][:, :, :slots]
+        width = planner._rows[kind]  # the epoch's largest shard, in steps of 128 rows
+        assert sizes[kind].max() < width <= planner.capacity[kind]
+        rows[kind] = rows[kind][:, :, :width]
         np.testing.assert_array_equal(plan["rows"][kind], rows[kind])
         np.testing.assert_array_equal(plan["sizes"][kind], sizes[kind])
         np.testing.assert_array_equal(plan["index"][kind].asnumpy(), rows[kind])
@@ -425,7 +425,7 @@ def test_small_and_uneven_batches_on_several_devices_train_as_one_dense_device(n
 
 
 def test_the_twin_and_the_fits_loss_run_as_one_graph_a_batch(monkeypatch, frame):
-    """The twin and the loss fit() trains with are hybridized: their Python
+    """The batch network and the loss fit() trains with are hybridized: their Python
     forward is traced once per input shape, not run per batch (it was:
     benchmarks/QUALITY.md)."""
     from neumf.losses import PointwiseLogLoss
@@ -443,10 +443,10 @@ def test_the_twin_and_the_fits_loss_run_as_one_graph_a_batch(monkeypatch, frame)
         planned.append((id(self.net), len(self._plan["bounds"])))
     monkeypatch.setattr(SparseBatches, "plan", plan)
     fit(dataset=frame, model="neumf", loss="log", num_epochs=2, **{**SETTINGS, "batch_size": 64})
-    twin = planned[0][0]
+    network = planned[0][0]
     assert sum(size for _, size in planned) > 10  # batches trained
     # the first batch's shape, and the last, smaller batch's
-    assert 1 <= calls[twin] <= 2
+    assert 1 <= calls[network] <= 2
     assert len(calls) >= 2 and max(calls.values()) <= 2  # the loss too
 
 
@@ -461,7 +461,7 @@ class _Passes:
         return iter(self.passes[self.count - 1])
 
 
-def test_an_epoch_of_larger_batches_grows_the_slots_and_trains_as_dense():
+def test_an_epoch_of_larger_batches_grows_the_batch_tables_and_trains_as_dense():
     rng = np.random.default_rng(8)
     small = [(rng.integers(0, 300, 6), rng.integers(0, 500, 6), rng.integers(0, 500, 6))]
     large = [(rng.integers(0, 300, 200), rng.integers(0, 500, 200),
@@ -484,14 +484,14 @@ def test_an_epoch_of_larger_batches_grows_the_slots_and_trains_as_dense():
                             "sgd", {"learning_rate": 0.5})
     batches = SparseBatches(sparse, [mx.cpu()], 200, "sgd", 0.5, 0.0)
     sizes = []
-    original = batches._make_twin
+    original = batches._make_batch_network
 
-    def make_twin(slots):
-        sizes.append(dict(slots))
-        original(slots)
-    batches._make_twin = make_twin
+    def make_batch_network(rows):
+        sizes.append(dict(rows))
+        original(rows)
+    batches._make_batch_network = make_batch_network
     fit_epochs(sparse, _Passes(small, large), BPRLoss(), trainer, [mx.cpu()], num_epochs=2,
                sparse=batches)
-    # in steps of 128 rows, at most the batch (200 users) and a spare slot
+    # in steps of 128 rows, at most the batch (200 users) and a spare row
     assert sizes == [{"user": 128, "item": 128}, {"user": 201, "item": 384}]
     _assert_trained_alike(sparse, dense)
