@@ -173,12 +173,21 @@ def _start(export: Path, command: str | None, log) -> tuple:
     return process, found.group(1), int(found.group(2))
 
 
-def _load(host: str, port: int, users, clients: int, expected: dict) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process and its threads so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(host: str, port: int, users, clients: int, expected: dict, pid: int) -> dict:
+    cpu = _cpu_seconds(pid)
     done = subprocess.run([sys.executable, "-c", CLIENT, host, str(port), json.dumps(users),
                            str(clients)], capture_output=True, text=True, check=True)
+    cpu = _cpu_seconds(pid) - cpu
     out = json.loads(done.stdout)
     stats, latency = out["stats"], np.array(out["stats"]["latency"]) * 1000
     return {"requests": len(users), "per_second": len(users) / stats["seconds"],
+            "server_cpu_ms": 1000 * cpu / len(users),
             "p50_ms": float(np.percentile(latency, 50)),
             "p99_ms": float(np.percentile(latency, 99)), "max_ms": float(latency.max()),
             "over_1s": int((latency > 1000).sum()), "errors": stats["errors"],
@@ -208,14 +217,14 @@ def _service(label: str, export: Path, users, args, expected: dict, folder: Path
         process, host, port = _start(export, args.command, log)
         try:
             rows.append({"data": label, "server": "fresh",
-                         **_load(host, port, users, args.clients, expected),
+                         **_load(host, port, users, args.clients, expected, process.pid),
                          "tracebacks": log_path.read_text().count("Traceback")})
             if label == "ML-100K":
                 unanswered = _hostile(host, port)
                 time.sleep(0.5)
                 rows.append({"data": label, "server": f"after malformed requests "
                              f"({unanswered} of {len(HOSTILE) - 1} unanswered)",
-                             **_load(host, port, users, args.clients, expected),
+                             **_load(host, port, users, args.clients, expected, process.pid),
                              "tracebacks": log_path.read_text().count("Traceback")})
         finally:
             process.terminate()
@@ -248,11 +257,12 @@ def main() -> None:
             users = np.random.default_rng(0).choice(all_users, args.requests).tolist()
             for row in _service(label, export, users, args, expected, export.parent):
                 rows.append({**row, "users": len(all_users), "batch_seconds": batch})
-    print("| data | server | requests/s | p50 | p99 | max | errors | resets | connections "
-          "| tracebacks | answers = neumf recommend |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| data | server | requests/s | server CPU per request | p50 | p99 | max | errors | "
+          "resets | connections | tracebacks | answers = neumf recommend |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['data']} | {row['server']} | {row['per_second']:,.0f} | "
+              f"{row['server_cpu_ms']:.2f} ms | "
               f"{row['p50_ms']:.0f} ms | {row['p99_ms']:.0f} ms | {row['max_ms']:.0f} ms | "
               f"{row['errors']} | {row['resets']} | {row['connections']} | "
               f"{row['tracebacks']} | {row['answers'] - row['wrong_answers']} of "
