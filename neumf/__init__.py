@@ -5,7 +5,7 @@
 from . import cpu as _cpu  # noqa: F401  # isort: skip
 
 from ._version import __version__
-from .config import PRESETS, FitConfig
+from .config import FitConfig
 from .datasets import load_dataset, write_ncf
 from .devices import try_all_gpus
 from .download import DownloadError, data_home, download_ml100k
@@ -25,6 +25,7 @@ from .metrics import (
 )
 from .model import GMF, MLP, NeuMF, Popularity, build_model
 from .plotting import LivePlot, plot_history
+from .presets import PRESETS
 from .recommend import Recommendations, recommend
 from .runs import FitResult, RunError, export_net, load_model
 from .sampling import PRDataset, TripletLoader, sample_negatives, sampled_negatives

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ._interrupt import interrupts_that_land
 from ._util import atomic_write, json_safe
 from ._version import __version__
-from .config import CHOICES, PRESETS, PROTOCOLS, FitConfig
+from .config import CHOICES, PROTOCOLS, FitConfig
 from .datasets import DATASETS
 from .devices import parse_devices
 from .distributed import launch
@@ -30,6 +30,7 @@ from .download import DownloadError
 from .evaluation import evaluate_model
 from .experiment import fit
 from .plotting import plot_report
+from .presets import PRESETS
 from .runs import RunError, load_model, read_run
 from .sampling import sampled_negatives
 from .serving import SERVER_MISSING, Recommender, make_server

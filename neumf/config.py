@@ -17,8 +17,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from ._util import check_bool, check_int, check_number
 
-__all__ = ["CHOICES", "EXPERIMENT_SETTINGS", "PRESETS", "SPARSE_ROWS", "EvalSpec", "FitConfig",
-           "ModelSpec", "Pretrain", "Selection", "TrainSpec"]
+__all__ = ["CHOICES", "EXPERIMENT_SETTINGS", "SPARSE_ROWS", "EvalSpec", "FitConfig", "ModelSpec",
+           "Pretrain", "Selection", "TrainSpec"]
 
 LOSSES = ("bpr", "hinge", "log")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "nag", "ftrl")
@@ -285,7 +285,7 @@ def _setting(default, help_text: str, *, experiment: bool = False):
 @dataclass(frozen=True)
 class FitConfig:
     """Settings of :func:`neumf.fit`; the defaults are the tutorial's (see
-    :data:`PRESETS` for tuned ones). Each field's help is in its metadata and in
+    :data:`neumf.presets.PRESETS` for tuned ones). Each field's help is in its metadata and in
     ``neumf train --help``; the checks live in the sections, reached as
     :attr:`model_spec`, :attr:`training`, :attr:`evaluation`, :attr:`selection`
     and :attr:`pretraining` (None without pretraining).
@@ -464,61 +464,3 @@ CHOICES: Mapping[str, Tuple[str, ...]] = types.MappingProxyType({
     "gmf_tower": GMF_TOWERS, "lr_schedule": LR_SCHEDULES,
     "split_mode": SPLIT_MODES, "protocol": PROTOCOLS, "model": MODELS,
     "dense_init": DENSE_INITS, "kvstore": KVSTORES})
-
-# The NCF paper's protocol (He et al., 2017, section 4.1): 4 negatives per
-# positive, log loss, 99 sampled negatives, HR@10 and NDCG@10, predictive
-# factors 64 (GMF width, and the MLP tower's last layer), Xavier dense layers
-# as the authors' code. Everything else was chosen on a validation split of
-# the ML-1M training file (examples/paper_protocol.py --validation,
-# benchmarks/QUALITY.md): batch 1024 with row-sparse tables (4x the paper's
-# batch, a quarter of the steps), a fixed number of epochs on all training
-# pairs, the test set ranked once at the end.
-_NCF: Dict[str, Any] = {
-    "dense_init": "xavier", "protocol": "sampled", "k": 10, "ks": (10,), "loss": "log",
-    "num_negatives": 4, "batch_size": 1024, "wd": 0.0, "lr": 2e-3, "num_factors": 64,
-    "mlp_factors": 64, "nums_hiddens": (128, 64), "num_epochs": 2, "validation": False,
-    "patience": 0, "eval_step": 0, "sparse": True}
-# The towers alone, dot-product MF and NeuMF with a lighter MLP learn best from
-# a wider Normal(0.1) start under light weight decay of the rows they touch.
-_TOWER: Dict[str, Any] = {**_NCF, "init_sigma": 0.1, "wd": 1e-5, "num_epochs": 6}
-# MF with biases on ML-1M, alone (mf) or as neumf-pretrained's GMF tower: Adam
-# falling linearly from 6e-3 over 14 epochs (4e-3: validation NDCG@10 0.446
-# against 0.449, mean of seeds 0-2; 8e-3 level with 6e-3; 12 epochs lower)
-_MF_LR, _MF_EPOCHS = 6e-3, 14
-PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
-    "tutorial": types.MappingProxyType({}),
-    # Steck's EASE in closed form, lambda scaled to the data (neumf.ease): beats
-    # every trained preset on NDCG@10 on ML-100K and on ML-1M (README, QUALITY.md)
-    "ease": types.MappingProxyType({"model": "ease"}),
-    # ML-100K (benchmarks/QUALITY.md): chosen on validation NDCG@10 at the last
-    # epoch, mean of seeds 0-2 (0.0806, against 0.0755 for the NeuMF of
-    # examples/sweep_ml100k.py that this preset was before): MF with biases
-    # from the towers' start, 8 negatives, the rate falling linearly over 6
-    # epochs on all training pairs; evaluated once, at the end
-    "best": types.MappingProxyType({
-        "model": "mf", "biases": True, "num_factors": 64, "init_sigma": 0.1, "wd": 1e-5,
-        "sparse": True, "loss": "log", "num_negatives": 8, "batch_size": 1024, "lr": 6e-3,
-        "lr_schedule": "linear", "num_epochs": 6, "eval_step": 0}),
-    "gmf": types.MappingProxyType({**_TOWER, "model": "gmf"}),
-    "mlp": types.MappingProxyType({**_TOWER, "model": "mlp"}),
-    # the towers' start with a lighter MLP (32-wide embeddings, one layer of the
-    # 64 predictive factors: the paper's MLP overfits first), a user and an item
-    # bias, and a linearly falling rate over 5 epochs
-    "neumf": types.MappingProxyType({**_TOWER, "model": "neumf", "mlp_factors": 32,
-                                     "nums_hiddens": (64,), "biases": True, "num_epochs": 5,
-                                     "lr": 4e-3, "lr_schedule": "linear"}),
-    # a user and an item bias beside the dot product (Rendle et al., 2020)
-    "mf": types.MappingProxyType({**_TOWER, "model": "mf", "biases": True, "lr": _MF_LR,
-                                  "num_epochs": _MF_EPOCHS, "lr_schedule": "linear"}),
-    # The GMF tower a dot product with biases (h fixed to ones: on validation it
-    # beats a learned h) trained as the mf preset, the MLP tower as the mlp
-    # preset but with the rate falling linearly too, joined with alpha 0.9;
-    # fine-tuning (SGD, the paper's, or Adam) lowered validation NDCG@10: none
-    # (benchmarks/QUALITY.md). The MLP tower trains in a second process beside
-    # the MF tower: the same towers, 7 minutes instead of 8.1 on 2 cores.
-    "neumf-pretrained": types.MappingProxyType({
-        **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf", "biases": True,
-        "pretrain_epochs": _MF_EPOCHS, "pretrain_lr": _MF_LR, "mlp_pretrain_epochs": 6,
-        "mlp_pretrain_lr": 2e-3, "lr_schedule": "linear", "alpha": 0.9, "num_epochs": 0,
-        "optimizer": "sgd", "lr": 0.01}),
-})

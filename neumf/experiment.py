@@ -24,7 +24,7 @@ from ._gluon import get_weights, parameters, set_weights
 from ._util import check_bool, check_memory, check_path
 from ._warn import warn
 from .callbacks import Checkpoint, CollapseCheck, EarlyStopping, PrintEpochs
-from .config import PRESETS, FitConfig, Pretrain
+from .config import FitConfig, Pretrain
 from .datasets import DATASETS, open_dataset
 from .devices import check_devices, try_all_gpus
 from .distributed import shard_rows
@@ -34,6 +34,7 @@ from .interactions import RecData, frame_digest, from_frame, validation_split
 from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import NeuMF, build_model, initialize
 from .plotting import LivePlot
+from .presets import PRESETS
 from .resume import check_source, resumed_config
 from .runs import (
     FitResult,

@@ -10,9 +10,10 @@ from typing import Any, Dict, Mapping
 import pandas as pd
 
 from ._util import file_digest
-from .config import EXPERIMENT_SETTINGS, PRESETS, FitConfig
+from .config import EXPERIMENT_SETTINGS, FitConfig
 from .datasets import sources_of
 from .interactions import RecData, frame_digest
+from .presets import PRESETS
 from .runs import RunError, SavedRun
 from .tables import normal_columns
 

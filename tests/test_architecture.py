@@ -12,6 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "neumf"
 LAYERS = (
     ("_version", "_util", "_interrupt", "_warn"),
     ("metrics", "tables", "scoring", "generate", "losses", "download", "plotting", "devices",
+     "presets",
      "ease", "cpu",
      "_gluon"),
     ("config", "interactions", "optim_state", "sparse"),

@@ -93,7 +93,9 @@ def test_train_evaluate_recommend_end_to_end(planted_dir, tmp_path, capsys):
 
     assert main(["recommend", "--run", str(run), "--user", "1", "--user", "7", "-k", "4",
                  "--json"]) == 0
-    recs = json.loads(capsys.readouterr().out)
+    # the one shape of a user's recommendations (README, "Serve it")
+    recs = {entry["user"]: entry["items"]
+            for entry in json.loads(capsys.readouterr().out)["recommendations"]}
     assert list(recs) == ["1", "7"] and all(len(v) == 4 for v in recs.values())
     data = load_model(run).data
     user = int(np.flatnonzero(data.user_ids == "1")[0])
