@@ -182,8 +182,10 @@ def _add_serving(commands) -> None:
     serve.add_argument("--port", type=int, default=8080,
                        help="port to listen on (default: %(default)s)")
     serve.add_argument("--log", action="store_true", help="log every request to stderr")
-    serve.add_argument("--threads", type=int, default=2,
-                       help="threads computing answers side by side (default: %(default)s)")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="threads computing answers side by side: more only contend for "
+                            "the GIL, but keep answering beside a long request (default: "
+                            "%(default)s)")
     serve.add_argument("--timeout", type=float, default=10,
                        help="seconds a connection may stay silent, idle or in the middle of a "
                             "request (default: %(default)s)")
@@ -421,6 +423,10 @@ def _serve(args) -> int:
         raise ImportError("neumf serve needs the server library waitress, which is not "
                           "installed: pip install 'neumf[serve]' (or pip install waitress)")
     recommender = _recommender(args)
+    # The thread reading the sockets and the one computing hand the GIL to each other a few
+    # times a request: every 1 ms rather than Python's 5 (p99 50 ms instead of 64-110 ms on
+    # ML-100K, 50 clients). This process is the server's alone; make_server leaves it be.
+    sys.setswitchinterval(0.001)
     server = make_server(recommender, args.host, args.port, quiet=not args.log,
                          threads=args.threads, timeout=args.timeout)
     host, port = server.server_address[:2]
