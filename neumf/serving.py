@@ -710,4 +710,6 @@ def make_server(recommender: Recommender, host: str = "127.0.0.1", port: int = 8
                       + (" (another process listens there: choose another --port)"
                          if exc.errno == errno.EADDRINUSE else "")) from None
     server.log = not quiet
+    if recommender.num_users:  # NumPy's and BLAS's first calls: before a client waits on them
+        recommender.recommend(recommender.user_ids.raw[0], min(10, recommender.num_items))
     return Server(server, sockets)
