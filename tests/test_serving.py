@@ -331,9 +331,8 @@ def test_a_short_repr_and_small_catalogue_defaults(run, tmp_path):
     rows = [(f"u{u}", f"i{(u * 7 + j) % 12}", j) for u in range(10) for j in range(5)]
     pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(tmp_path / "small.csv",
                                                                      index=False)
-    # each user trained on 4 of 12 items: half the catalogue leaves every pair 2 to miss by
-    with pytest.warns(UserWarning, match=r"k=50 is now 6, ks=\(10, 50\) is now \(6,\) "
-                                         r"\(half the catalogue\)"):
-        small = fit(dataset="csv", data_dir=tmp_path, name="small.csv", num_epochs=1,
-                    verbose=False)
-    assert small.config.k == 6 and small.config.ks == (6,)
+    # 12 items: the default cut-offs become a tenth of the catalogue at most, 1; the
+    # metrics' names say so
+    small = fit(dataset="csv", data_dir=tmp_path, name="small.csv", num_epochs=1,
+                verbose=False)
+    assert small.config.k == 1 and small.config.ks == (1,) and "hr@1" in small.metrics
