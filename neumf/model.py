@@ -48,22 +48,6 @@ def _concat_columns(F, *arrays):
     return F.concat(*[array.as_nd_ndarray() for array in arrays], dim=1).as_np_ndarray()
 
 
-def _first_layer(F, user_id, item_id, rows: dict, units: int):
-    """``relu(W [U_u, V_i] + b)`` as ``relu((U W_u')[u] + (V W_v')[i] + b)``: the
-    first layer's product once per row of the tables ``rows["user_rows"]`` and
-    ``rows["item_rows"]`` (``W``: ``rows["first_weight"]``), then a sum per
-    pair. The same values as the tutorial's order, to float rounding, in
-    fewer operations when the tables hold fewer rows than the batch pairs
-    (a batch network's: each row a batch touches, once)."""
-    user_weight, item_weight = F.np.split(rows["first_weight"], 2, axis=1)
-    per_user = F.npx.fully_connected(rows["user_rows"], user_weight, no_bias=True,
-                                     num_hidden=units, flatten=False)
-    per_item = F.npx.fully_connected(rows["item_rows"], item_weight, no_bias=True,
-                                     num_hidden=units, flatten=False)
-    return F.npx.relu(F.np.take(per_user, user_id, axis=0)
-                      + F.np.take(per_item, item_id, axis=0) + rows["first_bias"])
-
-
 def _tower(num_factors: int, nums_hiddens: Sequence[int]) -> nn.HybridSequential:
     """ReLU layers over the concatenated user and item embeddings. ``in_units``
     is given, so parameters exist right after initialize(): no deferred init."""
@@ -117,31 +101,13 @@ class _Ranker(nn.HybridBlock):
 
     def batch_network(self, num_users: int, num_items: int) -> _Ranker:
         """A block of the same kind that shares this one's dense layers, with
-        embedding tables of ``num_users`` and ``num_items`` rows: the rows
-        of row-sparse training (see :mod:`neumf.sparse`). Its rows are a
-        batch's distinct rows, so it computes the MLP's first layer once per
-        row rather than once per pair (:func:`_first_layer`)."""
+        embedding tables of ``num_users`` and ``num_items`` rows: the batch
+        network of row-sparse training (see :mod:`neumf.sparse`)."""
         other = type(self)(num_users=num_users, num_items=num_items, **self._sizes)
         for name in ("mlp", "prediction_layer"):
             if hasattr(self, name):
                 setattr(other, name, getattr(self, name))
-        if hasattr(self, "mlp"):
-            # registered as the batch network's own: its hybrid_forward receives them
-            other.first_weight, other.first_bias = self.mlp[0].weight, self.mlp[0].bias
-            other.user_rows, other.item_rows = other.U.weight, other.V.weight
-            other.later = nn.HybridSequential()
-            for layer in list(self.mlp)[1:]:
-                other.later.add(layer)
         return other
-
-    def _mlp(self, F, user_id, item_id, rows: dict):
-        """The MLP tower's last hidden layer, per pair: through the first layer
-        per row where ``rows`` holds the first layer and the tables (a batch network),
-        else as the tutorial's tower."""
-        if rows:
-            return self.later(_first_layer(F, user_id, item_id, rows,
-                                           self.nums_hiddens[0]))
-        return self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
 
     def score_matrix(self, user_ids: np.ndarray, max_pairs: int | None = None) -> np.ndarray:
         """Scores of every item for each user, in NumPy, without a forward pass
@@ -257,8 +223,9 @@ class MLP(_Ranker):
         self.prediction_layer = nn.Dense(1, activation=output_activation, use_bias=False,
                                          in_units=self.nums_hiddens[-1])
 
-    def hybrid_forward(self, F, user_id, item_id, **rows):
-        return self.prediction_layer(self._mlp(F, user_id, item_id, rows))
+    def hybrid_forward(self, F, user_id, item_id):
+        return self.prediction_layer(
+            self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id))))
 
 
 @use_np
@@ -322,9 +289,9 @@ class NeuMF(_Ranker):
         self._add_biases(biases, num_users, num_items)
         self.prediction_layer = self._output_layer(num_factors + self.nums_hiddens[-1])
 
-    def hybrid_forward(self, F, user_id, item_id, **rows):
+    def hybrid_forward(self, F, user_id, item_id):
         gmf = self.P(user_id) * self.Q(item_id)  # (batch, num_factors)
-        mlp = self._mlp(F, user_id, item_id, rows)
+        mlp = self.mlp(_concat_columns(F, self.U(user_id), self.V(item_id)))
         score = self.prediction_layer(_concat_columns(F, gmf, mlp))  # (batch, 1)
         return self._finish(F, score, user_id, item_id, activated=not self.biases)
 
