@@ -1,6 +1,6 @@
 """The NCF paper's protocol (He et al., WWW 2017) in one command per model: HR@10
 and NDCG@10 of each user's held-out item ranked among 99 negatives, for GMF,
-MLP, NeuMF and NeuMF with pretraining, beside the popularity and MF baselines.
+MLP, NeuMF and NeuMF with pretraining, beside the popularity, EASE and MF baselines.
 
 On the NCF authors' files (``ml-1m.train.rating``, ``.test.rating``,
 ``.test.negative`` from their repository) in DIR:
@@ -31,9 +31,10 @@ import json
 import tempfile
 
 import neumf
-from neumf.datasets import ncf_validation_split
+from neumf.datasets import ncf_validation_split, write_ncf
+from neumf.sampling import sampled_negatives
 
-MODELS = (("popularity", {"model": "popularity"}), ("mf", {}),
+MODELS = (("popularity", {"model": "popularity"}), ("ease", {}), ("mf", {}),
           ("gmf", {}), ("mlp", {}), ("neumf", {}), ("neumf-pretrained", {}))
 
 
@@ -66,7 +67,7 @@ def main() -> None:
         else:
             data, name = neumf.load_dataset("ml-100k", args.data_dir), "ml-100k"
         data_dir = tempfile.mkdtemp(prefix="neumf-ncf-")
-        neumf.write_ncf(data, data_dir, name, neumf.sampled_negatives(data, 99, seed=args.seed))
+        write_ncf(data, data_dir, name, sampled_negatives(data, 99, seed=args.seed))
     print("| model | preset | HR@10 | NDCG@10 | epochs | minutes (wall) | minutes (CPU) |")
     print("|---|---|---|---|---|---|---|")
     for label, extra in MODELS:

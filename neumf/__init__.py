@@ -1,95 +1,48 @@
-"""NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial."""
+"""NeuMF for implicit-feedback ranking on MXNet Gluon, after the D2L tutorial.
+
+The top level holds what a user of the tutorial and of ``fit`` needs; the rest
+is importable from its module (README, "API").
+"""
 
 # first: importing it flushes float32 denormals to zero in every thread (MXNet's
 # threads started later inherit that) and sets MXNet's engine workers (neumf.cpu)
 from . import cpu as _cpu  # noqa: F401  # isort: skip
-
 from ._version import __version__
 from .config import FitConfig
-from .datasets import load_dataset, write_ncf
+from .datasets import load_dataset
 from .devices import try_all_gpus
-from .download import DownloadError, data_home, download_ml100k
-from .evaluation import evaluate_model, score_users
+from .evaluation import evaluate_model
 from .experiment import fit
 from .generate import synthetic
-from .interactions import RecData, from_frame, validation_split
-from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
-from .metrics import (
-    auc_from_counts,
-    hit_and_auc,
-    hit_rate_from_counts,
-    mrr_from_counts,
-    ndcg_from_counts,
-    rank_counts,
-    ranking_metrics,
-)
-from .model import GMF, MLP, NeuMF, Popularity, build_model
-from .plotting import LivePlot, plot_history
+from .interactions import RecData, from_frame
+from .losses import BPRLoss, HingeLossbRec
+from .metrics import hit_and_auc
+from .model import GMF, MLP, NeuMF
 from .presets import PRESETS
-from .recommend import Recommendations, recommend
-from .runs import FitResult, RunError, export_net, load_model
-from .sampling import PRDataset, TripletLoader, sample_negatives, sampled_negatives
+from .recommend import recommend
+from .result import FitResult, load, load_model
+from .runs import RunError
+from .sampling import PRDataset
 from .tables import DataError
 from .training import CollapseWarning
 from .tutorial import (
     evaluate_ranking,
     load_data_ml100k,
     read_data_ml100k,
-    read_ratings,
     split_data_ml100k,
     train_ranking,
 )
 
 __all__ = [
-    "BPRLoss",
-    "CollapseWarning",
-    "DataError",
-    "DownloadError",
-    "FitConfig",
-    "FitResult",
-    "GMF",
-    "HingeLossbRec",
-    "LivePlot",
-    "MLP",
-    "NeuMF",
-    "PRDataset",
-    "PRESETS",
-    "PointwiseLogLoss",
-    "Popularity",
-    "RecData",
-    "Recommendations",
-    "RunError",
-    "TripletLoader",
-    "__version__",
-    "auc_from_counts",
-    "build_model",
-    "data_home",
-    "download_ml100k",
-    "evaluate_model",
-    "evaluate_ranking",
-    "export_net",
-    "fit",
-    "from_frame",
-    "hit_and_auc",
-    "hit_rate_from_counts",
-    "load_data_ml100k",
-    "load_dataset",
-    "load_model",
-    "mrr_from_counts",
-    "ndcg_from_counts",
-    "plot_history",
-    "rank_counts",
-    "ranking_metrics",
-    "read_data_ml100k",
-    "read_ratings",
-    "recommend",
-    "sample_negatives",
-    "sampled_negatives",
-    "score_users",
-    "split_data_ml100k",
-    "synthetic",
-    "train_ranking",
+    # the tutorial's names
+    "BPRLoss", "HingeLossbRec", "NeuMF", "PRDataset", "evaluate_ranking", "hit_and_auc",
+    "load_data_ml100k", "read_data_ml100k", "split_data_ml100k", "train_ranking",
     "try_all_gpus",
-    "validation_split",
-    "write_ncf",
+    # one call from data to a model, and the model
+    "fit", "load", "load_model", "recommend", "FitResult", "FitConfig", "PRESETS",
+    # data
+    "RecData", "from_frame", "load_dataset", "synthetic",
+    # the towers, evaluation, what goes wrong
+    "GMF", "MLP", "evaluate_model", "CollapseWarning", "DataError", "RunError",
+    "__version__",
 ]

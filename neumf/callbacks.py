@@ -16,7 +16,7 @@ from mxnet import gluon
 
 from ._gluon import get_weights
 from ._warn import warn
-from .runs import FitResult, save_run
+from .runs import save_run
 from .training import CollapseWarning, num_triplets, score_spread_collapsed
 
 __all__ = ["CallOnEpochEnd", "Checkpoint", "CollapseCheck", "EarlyStopping", "PrintEpochs",
@@ -156,7 +156,7 @@ class Checkpoint:
     ``result`` is the run so far (its history grows here); ``early`` supplies
     the best epoch and its weights."""
 
-    def __init__(self, result: FitResult, out: Path, early: EarlyStopping | None = None):
+    def __init__(self, result, out: Path, early: EarlyStopping | None = None):
         self.result, self.out, self.early = result, out, early
 
     def on_epoch_end(self, stats: Stats) -> None:

@@ -27,13 +27,13 @@ from .datasets import DATASETS
 from .devices import parse_devices
 from .distributed import launch
 from .download import DownloadError
-from .evaluation import evaluate_model
 from .experiment import fit
 from .plotting import plot_report
 from .presets import PRESETS
-from .runs import RunError, load_model, read_run
-from .sampling import sampled_negatives
-from .serving import SERVER_MISSING, Recommender, make_server
+from .result import load_model
+from .runs import RunError, read_run
+from .service import SERVER_MISSING, make_server
+from .serving import Recommender
 from .serving import load as load_export
 from .tables import DataError
 
@@ -302,7 +302,9 @@ def _evaluate(args) -> int:
         runs.setdefault(Path(run).resolve(), run)
     for run in runs.values():
         model = load_model(run)
-        protocol, metrics = _evaluate_run(model, args)
+        protocol = args.protocol or model.config.protocol
+        metrics = model.evaluate(protocol, args.eval_negatives,
+                                 beyond_accuracy=args.report is not None)
         reports[f"{model.config.model} ({run})"] = metrics
         if args.json:
             print(json.dumps(json_safe({"run": str(run), "protocol": protocol,
@@ -312,25 +314,6 @@ def _evaluate(args) -> int:
     if args.report is not None:
         _write_report(Path(args.report), reports)
     return 0
-
-
-def _evaluate_run(model, args):
-    config, data = model.config, model.data
-    protocol = args.protocol or config.protocol
-    if args.eval_negatives is not None and protocol != "sampled":
-        raise ValueError("--eval-negatives applies to the sampled protocol: add --protocol "
-                         "sampled")
-    negatives = None
-    if protocol == "sampled":
-        negatives = data.test_negatives
-        if negatives is None or args.eval_negatives is not None:
-            count = config.eval_negatives if args.eval_negatives is None else args.eval_negatives
-            negatives = sampled_negatives(data, count, config.seed)
-    ks = [k for k in config.evaluation.cutoffs() if k <= model.num_items]
-    return protocol, evaluate_model(model.net, data.test_users, data.test_items,
-                                    data.train_users, data.train_items, model.num_items,
-                                    [mx.cpu()], negatives=negatives, ks=ks,
-                                    beyond_accuracy=args.report is not None)
 
 
 def _check_report_folder(folder: Path, overwrite: bool) -> None:

@@ -35,9 +35,9 @@ from .losses import BPRLoss, HingeLossbRec, PointwiseLogLoss
 from .model import NeuMF, build_model, initialize
 from .plotting import LivePlot
 from .presets import PRESETS
+from .result import FitResult
 from .resume import check_source, resumed_config
 from .runs import (
-    FitResult,
     RunLock,
     SavedRun,
     TrainingState,

@@ -1,4 +1,5 @@
-"""Saved runs: :class:`FitResult`, and a run folder that belongs to its run.
+"""A run folder that belongs to its run: its lock, checkpoints written whole,
+and what they hold, read back and checked.
 
 A run folder holds the model in MXNet's own format, JSON for the rest and
 NumPy arrays for the data; no pickle anywhere. A checkpoint's files and its
@@ -12,9 +13,6 @@ through a symbolic link (a file is replaced by a rename, which replaces a
 link itself). A folder being trained is locked (``.neumf.lock``, holding the
 writer's pid and host; never a link).
 
-An export (:func:`export_run`) is written whole into a new sibling folder,
-checked, then swapped into place, so a reader sees the old export or the new
-one and a failed write leaves the old one as it was.
 """
 
 from __future__ import annotations
@@ -24,12 +22,11 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import socket
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
 
@@ -37,21 +34,16 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from ._gluon import get_weights, parameters, set_weights
 from ._util import (
     atomic_write,
     check_path,
     file_digest,
-    fsync_folder,
     json_safe,
     open_own_file,
-    replace_folder,
 )
 from ._version import __version__
 from .config import FitConfig
-from .devices import try_all_gpus
 from .interactions import RecData
-from .model import build_model
 from .optim_state import optimizer_state, restore_optimizer
 from .plotting import plot_history
 
@@ -60,10 +52,10 @@ try:  # POSIX: an OS-level lock, released by the OS when its holder dies
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["EXPORT_FILES", "EXPORT_MANIFEST", "FitResult", "RunError", "RunLock", "SavedRun",
-           "TrainingState", "check_mxnet_file", "check_out", "export_net", "export_run",
-           "load_model", "load_params", "read_manifest", "read_run", "restore_training",
-           "save_run", "saved_data", "saved_history"]
+__all__ = ["RunError", "RunLock", "SavedRun", "TrainingState", "check_mxnet_file", "check_out",
+           "load_params", "np_semantics", "read_manifest", "read_run", "restore_training",
+           "save_run", "saved_data", "saved_history", "saved_metrics", "write_failure",
+           "write_json"]
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -71,11 +63,6 @@ MANIFEST, DATA = "run.json", "data.npz"
 METRICS, CURVES = "metrics.json", "curves.png"
 BEST = "model-best.params"
 LOCK = ".neumf.lock"
-EXPORT_FORMAT, EXPORT_MANIFEST = 1, "export.json"
-EXPORT_GRAPH, EXPORT_IDS, EXPORT_SEEN = "model", "ids.json", "seen.npz"
-# An export's files besides its manifest: nothing else is read from, or kept in, its folder.
-EXPORT_FILES = (f"{EXPORT_GRAPH}-symbol.json", f"{EXPORT_GRAPH}-0000.params", EXPORT_IDS,
-                EXPORT_SEEN)
 _REQUIRED = ("format", "library", "version", "config", "source", "num_users", "num_items",
              "files", "sha256", "history", "id_maps")
 # Temporaries of atomic_write for the run's own file names.
@@ -108,59 +95,6 @@ class TrainingState:
     # a loaded run's optimizer arrays and layout, and sampler state, kept as saved
     saved_optimizer: Tuple[Dict, Dict] | None = None
     saved_sampler: Dict | None = None
-
-
-@dataclass
-class FitResult:
-    """What :func:`neumf.fit` returns: the trained network, its final test
-    metrics, the per-epoch history (see :func:`neumf.train_ranking`; with
-    validation, also ``val_*`` metrics) and the data. ``best_epoch`` is the
-    epoch whose weights ``net`` holds when early stopping restored them;
-    ``towers`` the test metrics of the pretrained towers by model (gmf or mf,
-    and mlp); ``seconds`` the ``wall`` and ``cpu`` (process, all threads,
-    and a pretraining process) seconds of the call;
-    ``run_dir`` the folder the run was saved in."""
-
-    net: gluon.Block
-    config: FitConfig
-    history: List[Dict[str, float]]
-    num_users: int
-    num_items: int
-    hit_rate: float = float("nan")
-    auc: float = float("nan")
-    metrics: Dict[str, float] = field(default_factory=dict)
-    data: RecData | None = None
-    source: Dict[str, Any] = field(default_factory=dict)
-    best_epoch: int | None = None
-    towers: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    seconds: Dict[str, float] = field(default_factory=dict)
-    run_dir: Path | None = None
-    state: TrainingState | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        data = self.data.name if self.data is not None else "?"
-        headline = ", ".join(f"{key} {value:.4f}" for key, value in self.metrics.items()
-                             if key.startswith(("hr@", "ndcg@")) or key == "auc")
-        return (f"FitResult({self.config.model} on {data}: {self.num_users} users x "
-                f"{self.num_items} items, {len(self.history)} epochs"
-                + (f", {headline}" if headline else "")
-                + (f", saved in {self.run_dir}" if self.run_dir else "") + ")")
-
-    def save(self, run_dir: PathLike, *, final: bool = True, overwrite: bool = False) -> Path:
-        """Write the run (model, configuration, id maps, optimizer and sampler
-        state, metrics) into ``run_dir``, which must be new, empty, this run's
-        own folder, or (with ``overwrite``) another run's; see
-        :func:`save_run` and :func:`neumf.load_model`."""
-        run_dir = Path(run_dir)
-        if self.run_dir is None or run_dir.resolve() != Path(self.run_dir).resolve():
-            check_out(run_dir, overwrite=overwrite)
-        with RunLock(run_dir):
-            return save_run(self, run_dir, final=final)
-
-    def export(self, folder: PathLike, *, overwrite: bool = False) -> Path:
-        """A self-contained folder for serving (see :func:`export_run`), which
-        :func:`neumf.serving.load` reads with nothing else from the run."""
-        return export_run(self, folder, overwrite=overwrite)
 
 
 # --- the folder: whose it is, and who writes it -----------------------------------------------
@@ -255,7 +189,7 @@ def check_out(out: PathLike, *, resume: PathLike | None = None, overwrite: bool 
 # --- writing --------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _np_semantics():
+def np_semantics():
     """MXNet files record the shape semantics they were written in and refuse to
     load in the other; checkpoints are written from inside the (NumPy-mode)
     training loop and at the end, so always use one."""
@@ -317,7 +251,7 @@ def check_mxnet_file(name: PathLike, path: PathLike | None = None) -> None:
     file cut short and no error). A RunError names ``path`` (default
     ``name``)."""
     try:
-        with _np_semantics():
+        with np_semantics():
             mx.nd.load(str(name))
     except mx.base.MXNetError as exc:
         raise _WriteFailed(f"{path or name}: written incomplete, {os.path.getsize(name)} bytes "
@@ -333,7 +267,7 @@ def _mxnet_reason(exc: BaseException) -> str:
     return lines[-1].replace("MXNetError: ", "", 1)[:200] if lines else type(exc).__name__
 
 
-def _write_failure(exc: BaseException) -> str:
+def write_failure(exc: BaseException) -> str:
     """Why a write failed, with what to check where it is the disk or a limit."""
     if isinstance(exc, mx.base.MXNetError):
         exc = _WriteFailed(_mxnet_reason(exc))
@@ -343,13 +277,13 @@ def _write_failure(exc: BaseException) -> str:
                        if isinstance(exc, (_WriteFailed, OSError)) else "")
 
 
-def _write_checkpoint_files(result: FitResult, staging: _Staging, epoch: int
+def _write_checkpoint_files(result, staging: _Staging, epoch: int
                             ) -> Tuple[Dict[str, str], Dict | None]:
     """The model, best weights, optimizer state and data, staged; returns the
     files by role, and the optimizer's layout."""
     state = result.state
     files = {"model": f"model-{epoch:04d}.params", "data": DATA}
-    with _np_semantics():
+    with np_semantics():
         if state is not None and state.last_weights is not None:  # net holds the best
             last = {name: mx.nd.array(value) for name, value in state.last_weights.items()}
             staging.write(files["model"], lambda name: mx.nd.save(name, last), mxnet=True)
@@ -418,7 +352,7 @@ def _json_writer(value) -> Callable[[str], None]:
     return write
 
 
-def _write_json(path: Path, value) -> None:
+def write_json(path: Path, value) -> None:
     atomic_write(path, _json_writer(value))
 
 
@@ -434,7 +368,7 @@ def _previous_files(run_dir: Path) -> set:
     return {name for name in names if isinstance(name, str) and _OWN.match(name)}
 
 
-def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Path:
+def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
     """Write ``result`` into ``run_dir`` as a checkpoint (the caller has checked
     the folder with :func:`check_out` and holds its :class:`RunLock`).
 
@@ -461,7 +395,7 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
         staging.commit()
     except (OSError, RunError) as exc:  # a full disk, a file-size limit: nothing replaced
         raise RunError(f"{run_dir}: the checkpoint of epoch {len(result.history)} could not "
-                       f"be written ({_write_failure(exc)}); the folder keeps the previous "
+                       f"be written ({write_failure(exc)}); the folder keeps the previous "
                        "one") from None
     finally:
         staging.discard()
@@ -472,14 +406,14 @@ def save_run(result: FitResult, run_dir: PathLike, *, final: bool = True) -> Pat
             path.unlink(missing_ok=True)
     timings = {"train_seconds": sum(h["train_seconds"] for h in result.history),
                "eval_seconds": sum(h["eval_seconds"] for h in result.history)}
-    _write_json(run_dir / METRICS, {**result.metrics, "history": result.history,
+    write_json(run_dir / METRICS, {**result.metrics, "history": result.history,
                                     "timings": timings})
     if final:
         _draw_curves(result.history, run_dir / CURVES)
     return run_dir
 
 
-def _run_manifest(result: FitResult, files: Dict[str, str], digests: Dict[str, str],
+def _run_manifest(result, files: Dict[str, str], digests: Dict[str, str],
                   optimizer_meta: Dict | None, outputs: List[str]) -> Dict[str, Any]:
     data = result.data
     return {
@@ -591,7 +525,7 @@ def load_params(saved: SavedRun, net: gluon.Block, devices: Sequence[mx.Context]
     """The run's last (or only) parameters into a freshly built network."""
     path = saved.file("model")
     try:
-        with _np_semantics():
+        with np_semantics():
             net.load_parameters(str(path), ctx=list(devices))
     except (mx.base.MXNetError, AssertionError, ValueError) as exc:
         raise RunError(f"{path}: cannot be loaded into the saved network "
@@ -600,7 +534,7 @@ def load_params(saved: SavedRun, net: gluon.Block, devices: Sequence[mx.Context]
 
 def _load_arrays(path: Path) -> Dict[str, Any]:
     try:
-        with _np_semantics():
+        with np_semantics():
             return mx.nd.load(str(path))
     except mx.base.MXNetError as exc:
         raise RunError(f"{path}: cannot be read as MXNet arrays ({_mxnet_reason(exc)})") \
@@ -619,7 +553,7 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
             restore_optimizer(state.trainer, net, arrays, meta)
         if state.sparse is not None and "sparse" in meta:
             state.sparse.lazy.restore(arrays, meta["sparse"])
-        if state.trainer is None and state.sparse is None:  # kept as saved (load_model)
+        if state.trainer is None and state.sparse is None:  # kept as saved (a loaded run)
             state.saved_optimizer = (arrays, meta)
     sampler_state = saved.manifest.get("sampler_rng")
     if sampler_state is not None and state.sampler is not None:
@@ -630,7 +564,7 @@ def restore_training(saved: SavedRun, net: gluon.Block, state: TrainingState,
                               _load_arrays(saved.file("best")).items()}
 
 
-def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
+def saved_metrics(saved: SavedRun) -> Dict[str, float]:
     """The final metrics: from the manifest (format 2), else from metrics.json,
     which a damaged copy only makes absent (with a warning)."""
     if "metrics" in saved.manifest:
@@ -644,133 +578,3 @@ def _saved_metrics(saved: SavedRun) -> Dict[str, float]:
         warnings.warn(f"{saved.path / METRICS}: unreadable ({exc}); the run loads without "
                       "its final metrics", UserWarning, stacklevel=3)
         return {}
-
-
-def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None) -> FitResult:
-    """Load a saved run as a :class:`FitResult` (network, configuration,
-    history, metrics, data and id maps), ready to evaluate, recommend or export.
-    The network holds the best epoch's weights when early stopping restored
-    them; the run's optimizer and sampler state ride along, so saving the
-    result again keeps the run resumable."""
-    saved = read_run(run_dir)
-    manifest, config = saved.manifest, saved.config
-    devices = list(devices) if devices is not None else try_all_gpus()
-    net = build_model(config, manifest["num_users"], manifest["num_items"])
-    state = TrainingState()
-    load_params(saved, net, devices)
-    restore_training(saved, net, state, devices)
-    if state.best_weights is not None and config.restore_best and \
-            manifest.get("best_epoch") is not None:
-        state.last_weights = get_weights(net)
-        set_weights(net, state.best_weights)
-    net.hybridize(static_alloc=True)
-    data, state.validation_negatives = saved_data(saved)
-    metrics = _saved_metrics(saved)
-    return FitResult(net=net, config=config, history=saved_history(saved),
-                     num_users=manifest["num_users"], num_items=manifest["num_items"],
-                     hit_rate=metrics.get(f"hr@{config.k}", float("nan")),
-                     auc=metrics.get("auc", float("nan")), metrics=metrics, data=data,
-                     source=saved.source, best_epoch=manifest.get("best_epoch"),
-                     towers=manifest.get("towers") or {}, run_dir=saved.path, state=state)
-
-
-def export_net(net: gluon.Block, prefix: PathLike) -> Tuple[Path, Path]:
-    """Export the hybridized network as ``<prefix>-symbol.json`` and
-    ``<prefix>-0000.params``, loadable with ``gluon.SymbolBlock.imports``."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    net.hybridize(static_alloc=True)
-    device = net.collect_params().list_ctx()[0]
-    probe = mx.np.zeros((1,), dtype="int32", ctx=device)
-    net(probe, probe)  # export needs a traced graph
-    net.export(str(prefix))
-    return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-0000.params")
-
-
-_EXPORT_TEMPORARY = re.compile(r"^\.(export\.json|ids\.json|seen\.npz|model-symbol\.json|"
-                               r"model-0000\.params)\.[^.]+\.tmp$")
-
-
-def _check_export_folder(folder: Path, overwrite: bool) -> None:
-    """An export may go to ``folder``: new, empty, or (with ``overwrite``) an
-    export, whole or cut short, holding nothing but an export's files."""
-    if not folder.name or folder.name in (".", ".."):
-        raise ValueError(f"name the export folder itself; got {str(folder)!r}")
-    if folder.is_symlink():
-        raise RunError(f"{folder} is a symbolic link: name the export folder itself (an "
-                       "export replaces its folder whole, never writing through a link)")
-    if folder.exists() and not folder.is_dir():
-        raise RunError(f"{folder} is a file, not a folder for the export")
-    entries = sorted(os.listdir(folder)) if folder.is_dir() else []
-    own = (EXPORT_MANIFEST, *EXPORT_FILES)
-    foreign = [name for name in entries if name not in own and not _EXPORT_TEMPORARY.match(name)]
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise RunError(f"{folder} is not empty and is not a neumf export (it holds {shown}): "
-                       "choose a new or empty folder" if EXPORT_MANIFEST not in entries else
-                       f"{folder} holds files an export does not have ({shown}): move them "
-                       "away, or choose another folder")
-    if entries and not overwrite:
-        raise RunError(f"{folder} already holds an export"
-                       + ("" if EXPORT_MANIFEST in entries else " (an incomplete one)")
-                       + ": replace it with overwrite=True (--overwrite), or choose another "
-                         "folder")
-
-
-def _write_export(result: FitResult, folder: Path) -> None:
-    data, net = result.data, result.net
-    with _np_semantics():
-        export_net(net, folder / EXPORT_GRAPH)
-    _write_json(folder / EXPORT_IDS, {"users": data.user_ids.tolist(),
-                                      "items": data.item_ids.tolist()})
-    order = np.lexsort((data.train_items, data.train_users))
-    indptr = np.searchsorted(data.train_users[order], np.arange(result.num_users + 1))
-
-    def write_seen(name: str) -> None:
-        with open(name, "wb") as handle:
-            np.savez(handle, indptr=indptr, items=data.train_items[order].astype(np.int32))
-    atomic_write(folder / EXPORT_SEEN, write_seen)
-    check_mxnet_file(folder / f"{EXPORT_GRAPH}-0000.params", f"{EXPORT_GRAPH}-0000.params")
-    json.loads((folder / f"{EXPORT_GRAPH}-symbol.json").read_text(encoding="utf-8"))
-    _write_json(folder / EXPORT_MANIFEST, {
-        "format": EXPORT_FORMAT, "library": "neumf-export", "version": __version__,
-        "model": result.config.model, "scorer": net.scorer_spec().to_dict(),
-        "num_users": result.num_users, "num_items": result.num_items,
-        "parameters": {name: param.name for name, param in parameters(net).items()},
-        "inputs": ["data0", "data1"], "shape_semantics": "numpy", "metrics": result.metrics,
-        "config": dataclasses.asdict(result.config),
-        "run": None if result.run_dir is None else str(result.run_dir),
-        "sha256": {name: file_digest(folder / name) for name in EXPORT_FILES}})
-
-
-def export_run(result: FitResult, folder: PathLike, *, overwrite: bool = False) -> Path:
-    """Write a self-contained serving folder: the hybridized graph and its
-    parameters (``model-symbol.json``, ``model-0000.params``; inputs ``data0``
-    user and ``data1`` item indices, int32; output the score, shape (batch, 1);
-    saved in MXNet's NumPy shape semantics), the raw id maps (``ids.json``),
-    each user's training items (``seen.npz``, for leaving them out), then
-    ``export.json`` (format, library version, the model's kind and sizes, the
-    parameters' structural names, every file's SHA-256). Returns the folder.
-
-    The export is written into a new folder beside ``folder``, read back and
-    flushed to the disk, then swapped into place in one step where the system
-    can (Linux), so a reader sees the old export or the new one; the old one
-    is removed after. A failed write (a full disk, a file-size limit) removes
-    the new folder and leaves the old export as it was."""
-    folder = Path(os.path.abspath(check_path("folder", folder)))
-    _check_export_folder(folder, overwrite)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        _write_export(result, staged)
-        os.chmod(staged, 0o755)  # mkdtemp's 0700 would hide the export from other users
-        fsync_folder(staged)
-        _check_export_folder(folder, overwrite)  # as it is now, just before replacing it
-        replace_folder(staged, folder)
-    except (OSError, ValueError, mx.base.MXNetError) as exc:  # a full disk, a size limit
-        raise RunError(f"{folder}: the export could not be written ({_write_failure(exc)}); "
-                       + ("the previous export is as it was" if folder.exists()
-                          else "nothing was written")) from None
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    return folder

@@ -8,8 +8,8 @@ import pytest
 
 import neumf
 from conftest import planted_interactions, write_ncf_files
-from neumf import DataError, fit, load_dataset, write_ncf
-from neumf.datasets import ncf_validation_split
+from neumf import DataError, fit, load_dataset
+from neumf.datasets import ncf_validation_split, write_ncf
 from neumf.sampling import sampled_negatives
 
 

@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from neumf import DownloadError, download_ml100k, read_data_ml100k
 from neumf import download as download_module
+from neumf import read_data_ml100k
+from neumf.download import DownloadError, download_ml100k
 
 U_DATA = "1\t1\t5\t100\n1\t2\t3\t50\n2\t1\t4\t70\n"
 

@@ -8,7 +8,8 @@ import pytest
 from mxnet import gluon
 
 import neumf.evaluation as evaluation
-from neumf import NeuMF, evaluate_model, evaluate_ranking, hit_and_auc, score_users
+from neumf import NeuMF, evaluate_model, evaluate_ranking, hit_and_auc
+from neumf.evaluation import score_users
 
 
 class TableNet(gluon.nn.Block):

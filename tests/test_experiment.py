@@ -22,9 +22,9 @@ from neumf import (
     load_dataset,
     load_model,
     serving,
-    validation_split,
-    write_ncf,
 )
+from neumf.datasets import write_ncf
+from neumf.interactions import validation_split
 from neumf.sampling import sampled_negatives
 
 HISTORY_KEYS = {"epoch", "loss", "hit_rate", "auc", "train_seconds", "eval_seconds",

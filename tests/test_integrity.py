@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neumf
-from neumf import DataError, DownloadError, RunError, fit, load_model, recommend
+from neumf import DataError, RunError, fit, load_model, recommend
 from neumf.cli import main
+from neumf.download import DownloadError
 from neumf.sampling import sampled_negatives
 
 QUICK = {"seed": 0, "num_epochs": 1, "batch_size": 64, "k": 5, "ks": (5, 10),
@@ -735,7 +736,7 @@ def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     start = time.monotonic()
     with pytest.raises(DownloadError) as info:
-        neumf.download_ml100k(url=f"http://127.0.0.1:{port}/ml-100k.zip", backoff=0.01)
+        neumf.download.download_ml100k(url=f"http://127.0.0.1:{port}/ml-100k.zip", backoff=0.01)
     assert time.monotonic() - start < 20
     message = str(info.value)
     assert str(tmp_path / "env") in message and "NEUMF_DATA_DIR" in message
@@ -750,7 +751,7 @@ def test_a_silent_server_is_given_up_on(tmp_path):
         url = f"http://127.0.0.1:{server.getsockname()[1]}/ml-100k.zip"
         start = time.monotonic()
         with pytest.raises(DownloadError):
-            neumf.download_ml100k(tmp_path, url=url, timeout=1.0, retries=1, backoff=0.01)
+            neumf.download.download_ml100k(tmp_path, url=url, timeout=1.0, retries=1, backoff=0.01)
         assert time.monotonic() - start < 15
     assert neumf.download.DEFAULT_TIMEOUT <= 30
 

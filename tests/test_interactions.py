@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neumf import from_frame, load_dataset, validation_split
+from neumf import from_frame, load_dataset
+from neumf.interactions import validation_split
 
 
 def test_from_frame_maps_raw_ids_and_round_trips():

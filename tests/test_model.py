@@ -5,7 +5,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from neumf import GMF, MLP, NeuMF, Popularity
+from neumf import GMF, MLP, NeuMF
+from neumf.model import Popularity
 
 
 def _inputs(batch=7):

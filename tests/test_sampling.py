@@ -5,9 +5,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from neumf import PRDataset, sample_negatives
+from neumf import PRDataset
 from neumf.interactions import SeenIndex
-from neumf.sampling import candidate_pairs, sample_distinct, seen_keys
+from neumf.sampling import candidate_pairs, sample_distinct, sample_negatives, seen_keys
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from neumf.cli import main
 from neumf.evaluation import catalogue_metrics
 from neumf.interactions import SeenIndex
 from neumf.metrics import popularity_percentiles
+from neumf.service import make_server
 
 SETTINGS = {"seed": 0, "num_epochs": 3, "batch_size": 64, "k": 5, "ks": (5, 10),
             "verbose": False}
@@ -122,7 +123,7 @@ def _request(url, body, method, headers=None):
 @pytest.fixture
 def service(run):
     recommender = serving.load(run[2])
-    server = serving.make_server(recommender, "127.0.0.1", 0)
+    server = make_server(recommender, "127.0.0.1", 0)
     # shutdown() waits for the loop's next poll: 0.05 s, not the default 0.5 s per test
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
@@ -204,9 +205,9 @@ def test_a_port_in_use_is_named(run):
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot serve on 127.0.0.1:{port}: .*another "
                                           "process listens there"):
-            serving.make_server(serving.load(run[2]), "127.0.0.1", port)
+            make_server(serving.load(run[2]), "127.0.0.1", port)
     with pytest.raises(ValueError, match="port must be in 0..65535"):
-        serving.make_server(serving.load(run[2]), "127.0.0.1", 70000)
+        make_server(serving.load(run[2]), "127.0.0.1", 70000)
 
 
 def test_http_service_bounds_the_body_and_survives_concurrency(service):

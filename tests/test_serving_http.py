@@ -19,6 +19,7 @@ import pytest
 import neumf
 from conftest import planted_interactions, write_u_data
 from neumf import fit, serving
+from neumf.service import make_server
 
 SETTINGS = {"seed": 0, "num_epochs": 2, "batch_size": 64, "k": 5, "ks": (5, 10),
             "verbose": False}
@@ -36,7 +37,7 @@ def export(tmp_path_factory):
 def service(export):
     """A server with a one-second timeout, in a thread: (port, recommender)."""
     recommender = serving.load(export)
-    server = serving.make_server(recommender, "127.0.0.1", 0, timeout=1)
+    server = make_server(recommender, "127.0.0.1", 0, timeout=1)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SEEN_EVERY_ITEM, write_ncf_files
-from neumf import DataError, load_dataset, read_ratings, tables
+from neumf import DataError, load_dataset, tables
 from neumf.generate import synthetic
 from neumf.tables import read_table
+from neumf.tutorial import read_ratings
 
 GOOD_U_DATA = "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n2\t2\t1\t881250952\n"
 GOOD_CSV = "user,item,rating,timestamp\nu1,a,5,881250949\nu1,b,3,881250950\nu2,a,4,881250951\n"

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from conftest import planted_interactions, write_u_data
-from neumf import DataError, load_data_ml100k, read_data_ml100k, read_ratings, split_data_ml100k
+from neumf import DataError, load_data_ml100k, read_data_ml100k, split_data_ml100k
+from neumf.tutorial import read_ratings
 
 GOOD = "1\t1\t5\t100\n1\t2\t3\t50\n2\t1\t4\t70\n"
 
