@@ -34,6 +34,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ._gluon import parameters
 from ._util import (
     atomic_write,
     check_path,
@@ -524,12 +525,29 @@ def saved_data(saved: SavedRun) -> Tuple[RecData, np.ndarray | None]:
 def load_params(saved: SavedRun, net: gluon.Block, devices: Sequence[mx.Context]) -> None:
     """The run's last (or only) parameters into a freshly built network."""
     path = saved.file("model")
+    arrays = _load_arrays(path)
+    own = parameters(net)
+    if set(arrays) != set(own):
+        raise RunError(f"{path}: holds parameters {sorted(arrays)}, not the saved network's "
+                       f"{sorted(own)}")
+    with np_semantics():  # by structural name, as NumPy arrays (Gluon's loader makes a
+        # file whose names have no dot, as EASE's "weights", legacy arrays)
+        if not _initialized(net):
+            net.initialize(mx.init.Zero(), ctx=list(devices))
+        for name, value in arrays.items():
+            if value.shape != own[name].shape:
+                raise RunError(f"{path}: {name} has shape {value.shape}, the saved network's "
+                               f"{own[name].shape}")
+            own[name].set_data(value.as_np_ndarray())
+
+
+def _initialized(net: gluon.Block) -> bool:
     try:
-        with np_semantics():
-            net.load_parameters(str(path), ctx=list(devices))
-    except (mx.base.MXNetError, AssertionError, ValueError) as exc:
-        raise RunError(f"{path}: cannot be loaded into the saved network "
-                       f"({str(exc).splitlines()[0]})") from None
+        for param in net.collect_params().values():
+            param.list_ctx()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _load_arrays(path: Path) -> Dict[str, Any]:

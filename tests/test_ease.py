@@ -94,3 +94,41 @@ def test_validation_picks_the_best_lambda_of_the_grid_then_refits_on_every_pair(
     plain = fit(dataset=frame, model="ease", seed=0, verbose=False)
     assert plain.config.ease_lambda == pytest.approx(
         default_lambda(len(data.train_users), data.num_items))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("model", ["ease", "popularity"])  # parameters without a dot
+def test_a_closed_form_run_saves_loads_exports_and_serves(model, tmp_path):
+    import json
+    import threading
+    import urllib.request
+
+    from neumf import load
+    from neumf.service import make_server
+    frame = synthetic(60, 40, 900, seed=2, num_groups=3, affinity=0.9)
+    result = fit(dataset=frame, model=model, seed=0, verbose=False, out=tmp_path / "run")
+    loaded = load(tmp_path / "run")
+    assert loaded.metrics == result.metrics and loaded.evaluate() == pytest.approx(
+        result.metrics)
+    users = list(result.data.user_ids[:5])
+    expected = result.recommend(users, 4).to_records()
+    exported = load(result.export(tmp_path / "export"))
+    assert _rounded(exported.recommend(users, 4).to_records()) == _rounded(expected)
+    assert loaded.recommend(users, 4).to_records() == expected
+    server = make_server(exported, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/recommend?user={users[0]}&k=4",
+                                    timeout=10) as response:
+            answer = json.loads(response.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _rounded([answer]) == _rounded(expected[:1])
+
+
+def _rounded(records):
+    return [(entry["user"], [(item["item"], round(item["score"], 5)) for item in entry["items"]])
+            for entry in records]
