@@ -112,7 +112,7 @@ def test_a_closed_form_run_saves_loads_exports_and_serves(model, tmp_path):
         result.metrics)
     users = list(result.data.user_ids[:5])
     expected = result.recommend(users, 4).to_records()
-    exported = load(result.export(tmp_path / "export"))
+    exported = load(loaded.export(tmp_path / "export"))  # a loaded run's parameters too
     assert _rounded(exported.recommend(users, 4).to_records()) == _rounded(expected)
     assert loaded.recommend(users, 4).to_records() == expected
     server = make_server(exported, "127.0.0.1", 0)
