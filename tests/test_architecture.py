@@ -17,7 +17,7 @@ LAYERS = (
     ("sampling", "model", "evaluation", "training"),
     ("datasets", "runs", "recommend", "distributed"),
     ("callbacks", "resume", "export"),
-    ("serving",),
+    ("serving", "planning"),
     ("result",),
     ("experiment", "tutorial"),
     ("cli",),

@@ -483,8 +483,8 @@ def test_default_cut_offs_are_a_tenth_of_the_candidates_at_most(num_items, proto
     data = neumf.RecData("toy", np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
                          np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64), 1, num_items,
                          np.array(["u"]), np.arange(num_items).astype(str))
-    config = neumf.experiment._fit_to_catalogue(FitConfig(protocol=protocol), data, set())
+    config = neumf.planning.fit_to_catalogue(FitConfig(protocol=protocol), data, set())
     assert (config.k, config.ks, config.monitor) == expected
-    given = neumf.experiment._fit_to_catalogue(FitConfig(k=50, ks=(50,)), data,
+    given = neumf.planning.fit_to_catalogue(FitConfig(k=50, ks=(50,)), data,
                                                {"k", "ks"}) if num_items >= 50 else None
     assert given is None or (given.k, given.ks) == (50, (50,))  # a cut-off given is kept
