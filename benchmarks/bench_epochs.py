@@ -121,7 +121,7 @@ def main() -> None:
             report = json.loads(done.stdout.strip().splitlines()[-1])
             epochs = "; ".join(
                 f"{tower['model']}: " * (len(report["towers"]) > 1)
-                + ", ".join(f"{seconds:.1f}" for seconds in tower["epochs"])
+                + ", ".join(f"{seconds:.2f}" for seconds in tower["epochs"])
                 for tower in report["towers"] if tower["epochs"])
             ratios = ", ".join(_ratio(tower["epochs"]) for tower in report["towers"]
                                if tower["epochs"])
