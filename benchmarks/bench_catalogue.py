@@ -66,7 +66,7 @@ batches = sum(-(-int(h["examples_per_sec"] * h["train_seconds"] + 0.5) // spec["
 if state.sparse is not None and state.sparse.remote is not None:
     traffic = state.sparse.remote.traffic
     dense_bytes = sum(p.data().size * 4 for n, p in parameters(result.net).items()
-                      if n not in state.sparse.kinds)
+                      if n not in state.sparse.indexed_by)
     record["bytes_per_batch"] = (traffic["pushed"] + traffic["pulled"]) / batches \
         + 2 * dense_bytes
 elif spec.get("kvstore", "device").startswith("dist"):

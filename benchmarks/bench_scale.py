@@ -76,7 +76,7 @@ def measure(path: Path, full_users: int, tables: str, epochs: int = 1) -> dict:
     sparse = SparseBatches(net, devices, 8192, "adam", 0.01, 0.0) if tables == "sparse" \
         else None
     params = [p for name, p in parameters(net).items()
-              if sparse is None or name not in sparse.kinds]
+              if sparse is None or name not in sparse.indexed_by]
     trainer = gluon.Trainer(params, "adam", {"learning_rate": 0.01, "wd": 0.0})
     sampler = neumf.PRDataset(data.train_users, data.train_items, None, data.num_items,
                               seed=0)

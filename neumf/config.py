@@ -54,7 +54,7 @@ def _sizes(name: str, values, *, minimum: int = 1) -> Tuple[int, ...]:
     return tuple(check_int(name, value, minimum) for value in values)
 
 
-def _settle(spec, **values) -> None:
+def _set_checked(spec, **values) -> None:
     """Store checked values on a frozen section."""
     for name, value in values.items():
         object.__setattr__(spec, name, value)
@@ -75,7 +75,7 @@ class ModelSpec:
     ease_lambda: float | None
 
     def __post_init__(self):
-        _settle(self, model=_choice("model", self.model, MODELS),
+        _set_checked(self, model=_choice("model", self.model, MODELS),
                 num_factors=check_int("num_factors", self.num_factors, 1),
                 nums_hiddens=_sizes("nums_hiddens", self.nums_hiddens),
                 mlp_factors=None if self.mlp_factors is None
@@ -133,7 +133,7 @@ class TrainSpec:
         if self.sparse is not None:
             check_bool("sparse", self.sparse)
         check_bool("group_negatives", self.group_negatives)
-        _settle(self, num_epochs=check_int("num_epochs", self.num_epochs, 0),
+        _set_checked(self, num_epochs=check_int("num_epochs", self.num_epochs, 0),
                 batch_size=check_int("batch_size", self.batch_size, 1),
                 lr=check_number("lr", self.lr, positive=True),
                 wd=check_number("wd", self.wd, non_negative=True),
@@ -182,7 +182,7 @@ class EvalSpec:
     eval_step: int
 
     def __post_init__(self):
-        _settle(self, split_mode=_choice("split_mode", self.split_mode, SPLIT_MODES),
+        _set_checked(self, split_mode=_choice("split_mode", self.split_mode, SPLIT_MODES),
                 protocol=_choice("protocol", self.protocol, PROTOCOLS),
                 eval_negatives=check_int("eval_negatives", self.eval_negatives, 1),
                 k=check_int("k", self.k, 1), ks=_sizes("ks", self.ks),
@@ -208,7 +208,7 @@ class Selection:
     restore_best: bool
 
     def __post_init__(self):
-        _settle(self, validation=check_bool("validation", self.validation),
+        _set_checked(self, validation=check_bool("validation", self.validation),
                 patience=check_int("patience", self.patience, 0),
                 monitor=self._checked_monitor(self.monitor),
                 restore_best=check_bool("restore_best", self.restore_best))
@@ -247,7 +247,7 @@ class Pretrain:
     mlp_pretrain_lr: float | None
 
     def __post_init__(self):
-        _settle(self, pretrain_epochs=None if self.pretrain_epochs is None
+        _set_checked(self, pretrain_epochs=None if self.pretrain_epochs is None
                 else check_int("pretrain_epochs", self.pretrain_epochs, 1),
                 pretrain_optimizer=_choice("pretrain_optimizer", self.pretrain_optimizer,
                                            OPTIMIZERS),

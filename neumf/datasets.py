@@ -33,12 +33,12 @@ __all__ = ["DATASETS", "U_DATA", "load_dataset", "ncf_validation_split", "open_d
 
 DATASETS = ("ml-100k", "ml-1m", "csv", "ncf")
 U_DATA = Layout(sep="\t", header=False, columns=ROLES, exact=True, dates=False,
-                kinds=(("user", "int"), ("item", "int"), ("rating", "int"),
+                types=(("user", "int"), ("item", "int"), ("rating", "int"),
                        ("timestamp", "timestamp")),
                 labels=(("user", "user_id"), ("item", "item_id")))
 _ML1M = Layout(sep="::", header=False, columns=ROLES, exact=True, dates=False)
 _NCF_RATINGS = Layout(sep="\t", header=False, dates=False,
-                      kinds=(("user", "index"), ("item", "index"), ("rating", "number"),
+                      types=(("user", "index"), ("item", "index"), ("rating", "number"),
                              ("timestamp", "timestamp")))
 # The random split's share of test rows (the tutorial's default).
 TEST_RATIO = 0.1

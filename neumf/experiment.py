@@ -37,7 +37,7 @@ from .runs import (
     RunLock,
     SavedRun,
     TrainingState,
-    check_out,
+    claim_run_folder,
     restore_training,
     save_run,
     saved_data,
@@ -160,7 +160,7 @@ def _run(planned: Plan, devices: List[mx.Context], *, overwrite: bool, verbose: 
                              f"{config.kvstore}'")
         kvstore = mx.kv.create(config.kvstore)  # waits for every worker and server
         if out is not None and kvstore.num_workers > 1:
-            out = check_out(out / f"worker-{kvstore.rank}", overwrite=overwrite)
+            out = claim_run_folder(out / f"worker-{kvstore.rank}", overwrite=overwrite)
     lock = RunLock(out) if out is not None else None
     if lock is not None:
         lock.acquire()

@@ -21,7 +21,7 @@ from .datasets import DATASETS
 from .interactions import RecData
 from .presets import PRESETS
 from .resume import check_source, resumed_config
-from .runs import SavedRun, check_out, read_run
+from .runs import SavedRun, claim_run_folder, read_run
 
 __all__ = ["CUTOFFS", "Plan", "check_sizes", "fit_to_catalogue", "plan", "request",
            "warn_about_test_pairs"]
@@ -84,7 +84,7 @@ def plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: bo
         raise ValueError(f"dataset must be one of {DATASETS}, a pandas DataFrame or a RecData "
                          f"(neumf.from_frame, neumf.load_dataset); got {dataset!r}")
     if out is not None and not config.training.distributed:
-        out = check_out(out, resume=resume, overwrite=overwrite)
+        out = claim_run_folder(out, resume=resume, overwrite=overwrite)
     given = set(overrides) | set(PRESETS[preset] if preset and saved is None else {})
     return Plan(config, saved, None if out is None else Path(out), request, given)
 

@@ -32,7 +32,7 @@ from .runs import (
     RunError,
     RunLock,
     TrainingState,
-    check_out,
+    claim_run_folder,
     load_params,
     read_run,
     restore_training,
@@ -96,7 +96,7 @@ class FitResult:
         :func:`save_run` and :func:`neumf.load_model`."""
         run_dir = Path(run_dir)
         if self.run_dir is None or run_dir.resolve() != Path(self.run_dir).resolve():
-            check_out(run_dir, overwrite=overwrite)
+            claim_run_folder(run_dir, overwrite=overwrite)
         with RunLock(run_dir):
             return save_run(self, run_dir, final=final)
 

@@ -53,7 +53,8 @@ try:  # POSIX: an OS-level lock, released by the OS when its holder dies
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["RunError", "RunLock", "SavedRun", "TrainingState", "check_mxnet_file", "check_out",
+__all__ = ["RunError", "RunLock", "SavedRun", "TrainingState", "check_mxnet_file",
+           "claim_run_folder",
            "load_params", "np_semantics", "read_manifest", "read_run", "restore_training",
            "save_run", "saved_data", "saved_history", "saved_metrics", "write_failure",
            "write_json"]
@@ -158,7 +159,8 @@ def _describe_holder(text: str) -> str:
         return "an unknown holder"
 
 
-def check_out(out: PathLike, *, resume: PathLike | None = None, overwrite: bool = False) -> Path:
+def claim_run_folder(out: PathLike, *, resume: PathLike | None = None,
+                     overwrite: bool = False) -> Path:
     """The run folder ``out`` if a run may be written there, else a RunError
     that says why and what to do: it must name a folder (not a file); an
     existing run is continued only from ``resume`` or replaced with
@@ -371,7 +373,7 @@ def _previous_files(run_dir: Path) -> set:
 
 def save_run(result, run_dir: PathLike, *, final: bool = True) -> Path:
     """Write ``result`` into ``run_dir`` as a checkpoint (the caller has checked
-    the folder with :func:`check_out` and holds its :class:`RunLock`).
+    the folder with :func:`claim_run_folder` and holds its :class:`RunLock`).
 
     Files: ``model-EPOCH.params`` and ``optimizer-EPOCH.states`` (MXNet's
     formats), ``data.npz`` (training and test pairs, negatives), then

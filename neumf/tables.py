@@ -157,7 +157,7 @@ class Layout:
     comma, semicolon, pipe and whitespace). ``header``: whether line 1 names
     the columns (None: decided from the file, see :func:`read_table`).
     ``columns``: the roles in column order (None: from the header, or user,
-    item[, rating][, timestamp] by position). ``kinds``: per role, ``'id'``
+    item[, rating][, timestamp] by position). ``types``: per role, ``'id'``
     (any non-empty text), ``'int'`` (a 64-bit integer), ``'index'`` (a
     non-negative 64-bit integer), ``'number'`` (finite) or ``'timestamp'``
     (Unix seconds from 1970 to 2100; ISO dates too when ``dates``).
@@ -168,14 +168,14 @@ class Layout:
     sep: str | None = None
     header: bool | None = None
     columns: Tuple[str, ...] | None = None
-    kinds: Tuple[Tuple[str, str], ...] = (("user", "id"), ("item", "id"),
+    types: Tuple[Tuple[str, str], ...] = (("user", "id"), ("item", "id"),
                                           ("rating", "number"), ("timestamp", "timestamp"))
     labels: Tuple[Tuple[str, str], ...] = ()
     exact: bool = False
     dates: bool = True
 
     def kind(self, role: str) -> str:
-        return dict(self.kinds)[role]
+        return dict(self.types)[role]
 
     def label(self, role: str) -> str:
         return dict(self.labels).get(role, role)
@@ -245,7 +245,7 @@ def _first_lines(text: str, count: int) -> List[str]:
         size *= 4
 
 
-def _settle_layout(path: Path, text: str, layout: Layout) -> Layout:
+def _resolve_layout(path: Path, text: str, layout: Layout) -> Layout:
     """The layout with its delimiter decided, and its header too where the first
     lines tell (else ``header`` stays None: see :func:`_header_by_recurrence`)."""
     lines = _first_lines(text, _SNIFF_ROWS)
@@ -546,7 +546,7 @@ def read_table(path: Union[str, Path], layout: Layout = Layout()) -> pd.DataFram
     path = Path(path)
     text = _read_text(path)
     named = layout.columns is not None
-    layout = _settle_layout(path, text, layout)
+    layout = _resolve_layout(path, text, layout)
     frame = None if layout.header is None else _read_numeric(path, layout, text)
     if frame is None:
         frame = _read_strings(path, text, replace(layout, header=bool(layout.header)))
