@@ -1,8 +1,12 @@
 """Shared fixtures and helpers: seeds, synthetic interaction data, files in the
-u.data and NCF formats, the real data directory, device lists."""
+u.data and NCF formats, small CSV files, the real data directory, device lists,
+the CLI run in-process."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from neumf.cli import main
 from neumf.generate import synthetic
 
 # Synthetic frames' heaviest users have seen every item (said by a warning, and expected).
@@ -109,3 +114,53 @@ def ml100k_dir():
 @pytest.fixture(params=[1, 2], ids=["1ctx", "2ctx"])
 def devices(request):
     return [mx.cpu(i) for i in range(request.param)]
+
+
+# --- shared by the module tests: small CSV files, the CLI in-process --------------
+
+QUICK = {"seed": 0, "num_epochs": 1, "batch_size": 64, "k": 5, "ks": (5, 10),
+         "verbose": False}
+# the small files made here leave a few items in the test set only (said, and expected)
+
+
+def csv_rows(num_users=12, num_items=40, per_user=6, seed=0):
+    """``(user, item, timestamp)`` rows with raw string ids; every user's items distinct."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(num_users):
+        items = rng.choice(num_items, size=per_user, replace=False)
+        stamps = 1_000_000_000 + rng.permutation(per_user) * 60 + user
+        rows.extend((f"u{user}", f"i{item}", int(stamp)) for item, stamp in zip(items, stamps))
+    return rows
+
+
+def write_csv(path: Path, rows, header="user,item,timestamp") -> Path:
+    lines = ([header] if header else []) + [",".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(folder: Path):
+    return {path: file_digest(path) for path in folder.rglob("*") if path.is_file()}
+
+
+def run_cli(argv):
+    """``neumf`` in-process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own exits
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("neumf: error:")]
+    assert len(lines) == 1, err
+    return lines[0]

@@ -1,16 +1,24 @@
 """The GroupLens downloader against a local HTTP server on 127.0.0.1."""
 
+from __future__ import annotations
+
 import hashlib
 import http.server
 import io
+import socket
 import threading
+import time
 import zipfile
 
 import pytest
 
+import neumf
 from neumf import download as download_module
 from neumf import read_data_ml100k
 from neumf.download import DownloadError, download_ml100k
+
+# small files leave a few items in the test set only (said, and expected)
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 U_DATA = "1\t1\t5\t100\n1\t2\t3\t50\n2\t1\t4\t70\n"
 
@@ -146,3 +154,33 @@ def test_data_home_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("NEUMF_DATA_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert download_module.data_home() == tmp_path / "cache" / "neumf"
+
+
+# --- offline first run ---
+
+def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a closed port: the connection is refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NEUMF_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        neumf.download.download_ml100k(url=f"http://127.0.0.1:{port}/ml-100k.zip", backoff=0.01)
+    assert time.monotonic() - start < 20
+    message = str(info.value)
+    assert str(tmp_path / "env") in message and "NEUMF_DATA_DIR" in message
+    assert f"127.0.0.1:{port}" in message and "data_dir" in message
+
+
+@pytest.mark.slow
+def test_a_silent_server_is_given_up_on(tmp_path):
+    with socket.socket() as server:  # accepts, never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/ml-100k.zip"
+        start = time.monotonic()
+        with pytest.raises(DownloadError):
+            neumf.download.download_ml100k(tmp_path, url=url, timeout=1.0, retries=1, backoff=0.01)
+        assert time.monotonic() - start < 15
+    assert neumf.download.DEFAULT_TIMEOUT <= 30

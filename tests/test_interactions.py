@@ -1,11 +1,17 @@
 """Interactions as arrays: DataFrames in (``from_frame``) and the validation split."""
 
+from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from neumf import from_frame, load_dataset
+from conftest import QUICK, csv_rows, write_csv
+from neumf import fit, from_frame, load_dataset
 from neumf.interactions import validation_split
+
+# small files leave a few items in the test set only (said, and expected)
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 
 def test_from_frame_maps_raw_ids_and_round_trips():
@@ -32,3 +38,27 @@ def test_validation_split_holds_out_each_users_latest_training_row(planted_dir):
     # the held-out pairs are not the test pairs
     assert not set(zip(valid.test_users, valid.test_items)) & set(
         zip(data.test_users, data.test_items))
+
+
+# --- duplicates and leaks are counted, and both evaluators agree ---
+
+def test_duplicate_pairs_count_once_and_evaluators_agree(tmp_path):
+    rows = csv_rows(num_users=20, per_user=6, seed=6)
+    latest = {}
+    for user, item, stamp in rows:
+        if stamp > latest.get(user, ("", -1))[1]:
+            latest[user] = (item, stamp)
+    # every user's test item also appears earlier; and one pair is repeated
+    extra = [(user, item, stamp - 10_000) for user, (item, stamp) in latest.items()]
+    extra += [rows[0], rows[0]]
+    write_csv(tmp_path / "d.csv", rows + extra)
+    with pytest.warns(UserWarning, match=r"\d+ repeated"):
+        result = fit(dataset="csv", data_dir=tmp_path, name="d.csv", eval_step=1,
+                     **{**QUICK, "k": 10})
+    data = result.data
+    train = list(zip(data.train_users.tolist(), data.train_items.tolist()))
+    assert len(train) == len(set(train))
+    assert not set(train) & set(zip(data.test_users.tolist(), data.test_items.tolist()))
+    assert result.history[-1]["hit_rate"] == pytest.approx(result.metrics["hr@10"])
+    assert result.history[-1]["auc"] == pytest.approx(result.metrics["auc"])
+    assert result.metrics["hr@10"] < 1.0

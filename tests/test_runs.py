@@ -1,8 +1,14 @@
 """Saved runs, resuming, recommending and exporting."""
 
+from __future__ import annotations
+
 import json
 import math
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -11,8 +17,17 @@ import numpy as np
 import pytest
 
 import neumf
-from conftest import FEW_CANDIDATES
+from conftest import (
+    FEW_CANDIDATES,
+    QUICK,
+    one_error_line,
+    run_cli,
+    snapshot,
+)
 from neumf import RunError, fit, load_model, recommend
+
+# small files leave a few items in the test set only (said, and expected)
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 SETTINGS = {"seed": 0, "batch_size": 64, "k": 5, "verbose": False}
 
@@ -170,3 +185,85 @@ def test_a_history_saved_without_lr_resumes_with_nan_there(planted_dir, tmp_path
     (tmp_path / "run" / "run.json").write_text(json.dumps(manifest))
     resumed = fit(resume=tmp_path / "run", num_epochs=2, verbose=False)
     assert math.isnan(resumed.history[0]["lr"]) and resumed.history[1]["lr"] == 0.01
+
+
+# --- a run folder is the run's ---
+
+def test_saving_never_deletes_files_it_did_not_write(planted_dir, tmp_path):
+    run = tmp_path / "p"
+    fit(data_dir=planted_dir, out=run, **QUICK)
+    for name in ("model-card.md", "optimizer-notes.txt", "notes.tmp", ".model-0001.params.x"):
+        (run / name).write_text("mine")
+    fit(resume=run, num_epochs=3, verbose=False)
+    for name in ("model-card.md", "optimizer-notes.txt", "notes.tmp", ".model-0001.params.x"):
+        assert (run / name).read_text() == "mine"
+    assert not (run / "model-0001.params").exists()  # the run's own old checkpoint went
+
+
+def test_training_into_a_foreign_folder_is_refused(planted_dir, tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "model-card.md").write_text("x")
+    files = snapshot(folder)
+    for overwrite in (False, True):
+        with pytest.raises(RunError, match="not empty and is not a neumf run"):
+            fit(data_dir=planted_dir, out=folder, overwrite=overwrite, **QUICK)
+    assert snapshot(folder) == files
+    code, _, err = run_cli(["train", "--data-dir", str(planted_dir), "--num-epochs", "1",
+                         "--out", str(folder), "--quiet"])
+    assert code == 2 and "model-card.md" in one_error_line(err)
+
+
+def test_training_into_an_existing_run_needs_overwrite(planted_dir, tmp_path):
+    run = tmp_path / "r"
+    fit(data_dir=planted_dir, out=run, **{**QUICK, "num_epochs": 3})
+    files = snapshot(run)
+    with pytest.raises(RunError, match="--resume.*--overwrite|overwrite.*resume"):
+        fit(data_dir=planted_dir, out=run, **QUICK)
+    assert snapshot(run) == files
+    fit(data_dir=planted_dir, out=run, overwrite=True, **QUICK)
+    assert len(load_model(run).history) == 1
+    assert not (run / "model-0003.params").exists()
+
+
+@pytest.mark.parametrize("out", ["", " "])
+def test_an_empty_out_is_refused(planted_dir, tmp_path, out, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(ValueError, match="out"):
+        fit(data_dir=planted_dir, out=out, **QUICK)
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_out_naming_a_file_is_refused_before_training(planted_dir, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    code, out, err = run_cli(["train", "--data-dir", str(planted_dir), "--out", str(target)])
+    assert code == 2 and "file.txt" in one_error_line(err)
+    assert "epoch 1" not in out and target.read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_at_once(planted_dir, tmp_path):
+    run = tmp_path / "r"
+    fit(data_dir=planted_dir, out=run, **QUICK)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from neumf.runs import RunLock; "
+         "lock = RunLock(sys.argv[1]); lock.acquire(); print('locked', flush=True); "
+         "time.sleep(60)", str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        with pytest.raises(RunError) as info:
+            fit(resume=run, num_epochs=2, verbose=False)
+        assert time.monotonic() - start < 10
+        message = str(info.value)
+        assert str(holder.pid) in message and socket.gethostname() in message
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # the holder was killed: its lock is stale and is taken over
+    result = fit(resume=run, num_epochs=2, verbose=False)
+    assert len(result.history) == 2

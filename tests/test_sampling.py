@@ -1,13 +1,29 @@
 """Negative sampling: exact draws among each user's unseen items, the PRDataset
 and its loader."""
 
+from __future__ import annotations
+
+import warnings
+
 import mxnet as mx
 import numpy as np
+import pandas as pd
 import pytest
 
-from neumf import PRDataset
+import neumf
+from conftest import QUICK, csv_rows, one_error_line, run_cli, write_csv
+from neumf import PRDataset, fit
 from neumf.interactions import SeenIndex
-from neumf.sampling import candidate_pairs, sample_distinct, sample_negatives, seen_keys
+from neumf.sampling import (
+    candidate_pairs,
+    sample_distinct,
+    sample_negatives,
+    sampled_negatives,
+    seen_keys,
+)
+
+# small files leave a few items in the test set only (said, and expected)
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 
 @pytest.fixture
@@ -184,3 +200,105 @@ def test_sampler_on_a_shard_excludes_all_seen_items():
     sampler = PRDataset(users[shard], items[shard], None, 10, seed=0, seen=(users, items))
     negatives = np.concatenate([batch[2] for batch in sampler.loader(7, as_numpy=True)])
     assert set(negatives.tolist()) <= {8, 9}
+
+
+# --- every sampling loop terminates ---
+
+def _user_who_has_seen_everything(tmp_path, num_items=40):
+    rows = csv_rows(num_users=10, num_items=num_items, per_user=8)
+    rows += [("all", f"i{item}", 1_000_000_000 + item) for item in range(num_items)]
+    return write_csv(tmp_path / "full.csv", rows)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("protocol", ["sampled", "full"])
+def test_a_user_who_has_seen_every_item_does_not_hang(tmp_path, protocol):
+    _user_who_has_seen_everything(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(dataset="csv", data_dir=tmp_path, name="full.csv", protocol=protocol,
+                     eval_negatives=99, **QUICK)
+    assert np.isfinite(result.metrics["auc"])
+    messages = " ".join(str(w.message) for w in caught)
+    # the saturated user's test item is its only candidate: a hit whatever the model does
+    assert f"1 of 11 test pairs are ranked among 10 or fewer candidates ({protocol}" in messages
+    if protocol == "sampled":  # the saturated user has no negative left: said, with a count
+        assert "fewer than 99 items they never interacted with (fewest: 0)" in messages
+
+
+@pytest.mark.parametrize("settings, count", [
+    ({"protocol": "sampled", "eval_negatives": 9, "ks": (5, 10)}, "12 of 12"),
+    ({"protocol": "sampled", "eval_negatives": 10, "ks": (5, 10)}, None),
+    ({"protocol": "full", "ks": (5, 24)}, "12 of 12"),  # 29 items, 5 trained on each
+    ({"protocol": "full", "ks": (5, 23)}, None),
+])
+def test_a_cutoff_that_every_pair_reaches_is_said(tmp_path, settings, count):
+    write_csv(tmp_path / "d.csv", csv_rows())  # 12 users with 5 of 40 items to train on
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(dataset="csv", data_dir=tmp_path, name="d.csv", **{**QUICK, **settings})
+    said = [str(w.message) for w in caught if "or fewer candidates" in str(w.message)]
+    assert said == ([] if count is None else [said[0]])
+    if count is not None:
+        assert said[0].startswith(f"{count} test pairs are ranked among")
+
+
+def test_ratings_of_zero_or_below_in_a_dataframe_are_said():
+    frame = pd.DataFrame({"user": [1, 1, 2, 2], "item": [1, 2, 1, 3], "rating": [5, -1, 0, 3]})
+    with pytest.warns(UserWarning, match="dataframe: 2 rows with a rating of 0 or below "
+                                         r"\(first: row 1\)"):
+        neumf.from_frame(frame)
+
+
+@pytest.mark.timeout(60)
+def test_the_ncf_presets_do_not_hang_on_a_saturated_user(tmp_path):
+    _user_who_has_seen_everything(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(dataset="csv", data_dir=tmp_path, name="full.csv", preset="neumf",
+                     num_epochs=1, patience=0, verbose=False, seed=0)
+    assert np.isfinite(result.metrics["hr@10"])
+
+
+def test_sampled_negatives_are_distinct_unseen_and_never_the_test_item(tmp_path):
+    _user_who_has_seen_everything(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = neumf.load_dataset("csv", tmp_path, "full.csv")
+        negatives = sampled_negatives(data, 99, seed=0)
+    assert negatives.shape[0] == len(data.test_users)
+    for user, item, row in zip(data.test_users, data.test_items, negatives):
+        drawn = row[row >= 0]
+        seen = set(data.train_items[data.train_users == user].tolist()) | {int(item)}
+        assert len(set(drawn.tolist())) == len(drawn)  # without replacement
+        assert not set(drawn.tolist()) & seen
+        assert len(drawn) == min(99, data.num_items - len(seen))  # all unseen items when short
+
+
+def test_sampled_protocol_with_every_unseen_item_equals_the_full_protocol(tmp_path):
+    rows = csv_rows(num_users=15, num_items=30, per_user=7, seed=2)
+    write_csv(tmp_path / "d.csv", rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = fit(dataset="csv", data_dir=tmp_path, name="d.csv", protocol="full", **QUICK)
+        data = full.data
+        negatives = sampled_negatives(data, 1000, seed=0)
+    metrics = neumf.evaluate_model(full.net, data.test_users, data.test_items,
+                                   data.train_users, data.train_items, data.num_items,
+                                   [mx.cpu()], negatives=negatives, ks=(1, 5, 10))
+    expected = neumf.evaluate_model(full.net, data.test_users, data.test_items,
+                                    data.train_users, data.train_items, data.num_items,
+                                    [mx.cpu()], ks=(1, 5, 10))
+    assert metrics == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_eval_negatives_must_be_positive(planted_dir, tmp_path, value):
+    run = tmp_path / "r"
+    fit(data_dir=planted_dir, out=run, **QUICK)
+    code, _, err = run_cli(["evaluate", "--run", str(run), "--protocol", "sampled",
+                         "--eval-negatives", value])
+    assert code == 2 and "eval_negatives" in one_error_line(err).replace("-", "_")
+    code, _, err = run_cli(["train", "--data-dir", str(planted_dir), "--protocol", "sampled",
+                         "--eval-negatives", value, "--quiet"])
+    assert code == 2 and "eval_negatives" in one_error_line(err).replace("-", "_")

@@ -1,18 +1,34 @@
 """The one checked reader: every bad line is named with its file and line, the
 numeric and text paths agree, and fuzzed files only ever raise DataError."""
 
+from __future__ import annotations
+
 import contextlib
 import warnings
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SEEN_EVERY_ITEM, write_ncf_files
-from neumf import DataError, load_dataset, tables
+import neumf
+from conftest import (
+    QUICK,
+    SEEN_EVERY_ITEM,
+    csv_rows,
+    one_error_line,
+    run_cli,
+    write_csv,
+    write_ncf_files,
+)
+from neumf import DataError, fit, load_dataset, tables
 from neumf.generate import synthetic
 from neumf.tables import read_table
 from neumf.tutorial import read_ratings
+
+# small files leave a few items in the test set only (said, and expected)
+pytestmark = pytest.mark.filterwarnings("ignore:.*only in the test set:UserWarning")
 
 GOOD_U_DATA = "1\t1\t5\t881250949\n1\t2\t3\t881250950\n2\t1\t4\t881250951\n2\t2\t1\t881250952\n"
 GOOD_CSV = "user,item,rating,timestamp\nu1,a,5,881250949\nu1,b,3,881250950\nu2,a,4,881250951\n"
@@ -200,3 +216,121 @@ def test_ids_that_a_number_would_merge_stay_apart(tmp_path, monkeypatch, chunk, 
     plain = tmp_path / "plain.csv"
     plain.write_text("user,item\n10,1\n7,2\n")
     assert read_table(plain)["user"].dtype.kind == "i"  # the fast path still applies
+
+
+# --- columns by name ---
+
+def test_a_user_item_timestamp_header_splits_by_time(tmp_path):
+    rows = csv_rows(num_users=30, per_user=5, seed=4)
+    shuffled = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
+    write_csv(tmp_path / "d.csv", shuffled, header="user,item,timestamp")
+    data = neumf.load_dataset("csv", tmp_path, "d.csv")
+    latest = {}
+    for user, item, stamp in rows:
+        if stamp > latest.get(user, ("", -1))[1]:
+            latest[user] = (item, stamp)
+    got = {data.user_ids[u]: data.item_ids[i] for u, i in zip(data.test_users, data.test_items)}
+    assert got == {user: item for user, (item, _) in latest.items()}
+
+
+@pytest.mark.parametrize("header", ["item_id,user_id,ts", "movieId,userId,time",
+                                    "product_id,customer_id,timestamp"])
+def test_header_columns_are_taken_by_name(tmp_path, header):
+    rows = csv_rows(num_users=10, per_user=5)
+    write_csv(tmp_path / "d.csv", [(item, user, stamp) for user, item, stamp in rows],
+               header=header)
+    data = neumf.load_dataset("csv", tmp_path, "d.csv")
+    assert set(data.user_ids.tolist()) == {f"u{i}" for i in range(10)}
+    assert all(item.startswith("i") for item in data.item_ids.tolist())
+
+
+def test_a_dataframe_is_read_by_column_name():
+    rows = csv_rows(num_users=10, per_user=5)
+    frame = pd.DataFrame({"item_id": [r[1] for r in rows], "user_id": [r[0] for r in rows],
+                          "timestamp": [r[2] for r in rows]})
+    data = neumf.from_frame(frame)
+    assert set(data.user_ids.tolist()) == {f"u{i}" for i in range(10)}
+    explicit = neumf.from_frame(frame.rename(columns={"item_id": "a", "user_id": "b"}),
+                                columns={"user": "b", "item": "a", "timestamp": "timestamp"})
+    np.testing.assert_array_equal(explicit.user_ids, data.user_ids)
+    with pytest.raises(DataError, match="'a'.*'b'|'b'.*'a'"):
+        neumf.from_frame(frame.rename(columns={"item_id": "a", "user_id": "b"}))
+
+
+def test_an_unmappable_header_is_refused_with_the_names_it_found(tmp_path):
+    rows = csv_rows(num_users=8, per_user=4)
+    write_csv(tmp_path / "d.csv", [(u, i) for u, i, _ in rows], header="shopper,thing")
+    with pytest.raises(DataError, match="shopper.*thing"):
+        neumf.load_dataset("csv", tmp_path, "d.csv")
+    code, _, err = run_cli(["train", "--dataset", "csv", "--data-dir", str(tmp_path), "--name",
+                         "d.csv", "--columns", "user,item", "--num-epochs", "1", "--k", "5",
+                         "--quiet"])
+    assert code == 0, err
+
+
+def test_a_headerless_file_keeps_its_first_line(tmp_path):
+    rows = [("user0", "item1", 1), ("user0", "item2", 2), ("user1", "item1", 3),
+            ("user1", "item3", 4), ("user2", "item2", 5), ("user2", "item3", 6)]
+    write_csv(tmp_path / "d.csv", rows, header=None)
+    data = neumf.load_dataset("csv", tmp_path, "d.csv")
+    assert len(data.train_users) + len(data.test_users) == 6
+    assert "user0" in data.user_ids.tolist()
+
+
+def test_quotes_and_spaces_follow_csv_rules(tmp_path):
+    (tmp_path / "d.csv").write_text('user, item, timestamp\n"a, b", x, 1\n"a, b", "y", 2\n'
+                                    'c, x, 3\nc, y, 4\n')
+    data = neumf.load_dataset("csv", tmp_path, "d.csv")
+    assert sorted(data.user_ids.tolist()) == ["a, b", "c"]
+    assert sorted(data.item_ids.tolist()) == ["x", "y"]
+
+
+def test_columns_flag_names_the_columns(tmp_path):
+    rows = csv_rows(num_users=10, per_user=5, seed=5)
+    write_csv(tmp_path / "d.csv", [(stamp, item, user) for user, item, stamp in rows],
+               header=None)
+    data = neumf.load_dataset("csv", tmp_path, "d.csv", columns=("timestamp", "item", "user"))
+    assert set(data.user_ids.tolist()) == {f"u{i}" for i in range(10)}
+    result = fit(dataset="csv", data_dir=tmp_path, name="d.csv",
+                 columns=["timestamp", "item", "user"], **QUICK)
+    assert set(result.data.user_ids.tolist()) == {f"u{i}" for i in range(10)}
+
+
+@pytest.mark.parametrize("columns, words", [
+    ("user,itm,timestamp", "got ['user', 'itm', 'timestamp']"),
+    ("user,item,timestamp,rating", "line 1 has 3 fields"),
+    ("user,user,item", "give the user twice"),
+])
+def test_columns_that_are_not_roles_are_refused_before_reading(tmp_path, columns, words):
+    write_csv(tmp_path / "d.csv", csv_rows())
+    code, _, err = run_cli(["train", "--dataset", "csv", "--data-dir", str(tmp_path), "--name",
+                         "d.csv", "--columns", columns, "--quiet"])
+    assert code == 2 and words in one_error_line(err)
+
+
+@pytest.mark.filterwarnings("ignore:.*single interaction:UserWarning")
+def test_columns_as_a_mapping_take_the_header_names(tmp_path):
+    write_csv(tmp_path / "d.csv", csv_rows(num_users=10, per_user=5))
+    data = neumf.load_dataset("csv", tmp_path, "d.csv",
+                              columns={"user": "item", "item": "user"})
+    assert data.user_ids[0].startswith("i") and data.item_ids[0].startswith("u")
+    with pytest.raises(DataError, match="must map roles"):
+        neumf.load_dataset("csv", tmp_path, "d.csv", columns={"user": "usr", "item": "item"})
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path):
+    path = write_csv(tmp_path / "d.csv", csv_rows())
+    for argv in (["--dataset", "csv", "--name", "d.csv"], []):
+        code, _, err = run_cli(["train", *argv, "--data-dir", str(path), "--quiet"])
+        assert code == 2 and f"data_dir {path} is a file, not a folder" in one_error_line(err)
+
+
+def test_timestamps_mixing_seconds_and_dates_are_refused_naming_both(tmp_path):
+    (tmp_path / "d.csv").write_text("user,item,timestamp\n1,1,1000000000\n"
+                                    "1,2,2001-09-09T01:46:41\n2,1,1000000100\n2,3,1000000200\n")
+    with pytest.raises(DataError, match=r"d.csv: timestamps mix numbers \(line 2: '1000000000'"
+                                        r"\) and text \(line 3: '2001-09-09T01:46:41'\)"):
+        neumf.load_dataset("csv", tmp_path, "d.csv")
+    frame = pd.DataFrame({"user": [1, 1], "item": [1, 2], "timestamp": ["2001-01-01", "7"]})
+    with pytest.raises(DataError, match=r"numbers \(row 1: '7'\) and text \(row 0"):
+        neumf.from_frame(pd.concat([frame, frame.assign(user=2)]))
