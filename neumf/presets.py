@@ -45,7 +45,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
                    "num_epochs": _MF_EPOCHS, "lr_schedule": "linear"}),
     "neumf-pretrained": _frozen({
         **_TOWER, "model": "neumf", "pretrain": True, "gmf_tower": "mf", "biases": True,
-        "pretrain_epochs": _MF_EPOCHS, "pretrain_lr": _MF_LR, "mlp_pretrain_epochs": 6,
+        "pretrain_epochs": _MF_EPOCHS, "pretrain_lr": _MF_LR, "mlp_pretrain_epochs": 4,
         "mlp_pretrain_lr": 2e-3, "lr_schedule": "linear", "alpha": 0.9, "num_epochs": 0,
         "optimizer": "sgd", "lr": 0.01}),
 })
