@@ -113,6 +113,14 @@ def score_pairs(net: gluon.Block, users: np.ndarray, items: np.ndarray,
                     devices, max_pairs)
 
 
+def _by_pairs(net: gluon.Block, num_items: int, negatives: np.ndarray | None) -> bool:
+    """Whether the sampled protocol scores only its pairs (a catalogue much
+    larger than a row of negatives) rather than whole rows of users' scores
+    (which a block with ``score_by_rows``, such as EASE, always prefers)."""
+    return negatives is not None and not getattr(net, "score_by_rows", False) \
+        and num_items > PAIRWISE_RATIO * (negatives.shape[1] + 1)
+
+
 def metric_names(ks: Sequence[int]) -> List[str]:
     """The keys :func:`evaluate_model` returns for cut-offs ``ks``."""
     return [f"{kind}@{k}" for k in ks for kind in ("hr", "ndcg")] + ["auc", "mrr"]
@@ -165,7 +173,7 @@ def evaluate_model(
     if len(test_users) == 0:
         return _means(per_pair)
     seen = SeenIndex.from_pairs(seen_users, seen_items, num_items)
-    if negatives is not None and num_items > PAIRWISE_RATIO * (negatives.shape[1] + 1):
+    if _by_pairs(net, num_items, negatives):
         _rank_sampled_pairs(per_pair, net, test_users, test_items, negatives, devices, ks,
                             max_pairs)
     else:

@@ -57,6 +57,33 @@ def test_the_block_scores_histories_times_the_weights(toy):
     np.testing.assert_allclose(forward, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_sampled_protocol_ranks_by_rows_as_by_pairs(monkeypatch):
+    """EASE scores whole rows under the sampled protocol too (a pair costs a
+    row): the metrics equal those of scoring the pairs one by one."""
+    from neumf.evaluation import evaluate_model
+    rng = np.random.default_rng(1)
+    users, items = np.nonzero(rng.random((40, 200)) < 0.2)
+    test_users, test_items = np.arange(40), rng.integers(0, 200, size=40)
+    negatives = np.stack([rng.choice(200, size=9, replace=False) for _ in range(40)])
+    net = EASE(40, 200)
+    with mx.util.np_shape(True), mx.util.np_array(True):
+        net.initialize()
+    net.fit_weights(users, items, 5.0)
+    calls = []
+    original = net.score_matrix
+    monkeypatch.setattr(net, "score_matrix", lambda ids: calls.append(len(ids)) or original(ids))
+    args = (net, test_users, test_items, users, items, 200, [mx.cpu()])
+    by_rows = evaluate_model(*args, negatives=negatives, ks=(5,))
+    assert calls  # the rows were scored
+    monkeypatch.setattr(EASE, "score_by_rows", False)
+    calls.clear()
+    by_pairs = evaluate_model(*args, negatives=negatives, ks=(5,))
+    assert not calls
+    assert by_rows.keys() == by_pairs.keys()
+    for name in by_rows:
+        assert by_rows[name] == pytest.approx(by_pairs[name], abs=1e-9), name
+
+
 def test_lambda_bad_values_and_other_models_are_refused(toy):
     _, users, items = toy
     with pytest.raises(ValueError, match="ease_lambda must be positive"):
