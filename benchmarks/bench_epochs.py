@@ -84,6 +84,22 @@ def _ratio(epochs) -> str:
     return f"{max(epochs[1:]) / epochs[1]:.2f}" if len(epochs) > 2 else "-"
 
 
+def denormal_cost() -> float:
+    """How many times longer this CPU takes to multiply float32 denormals than
+    normal numbers (NumPy, before neumf sets flush-to-zero in this process):
+    near 1, a CPU that does not pay for them, where flat epochs prove little."""
+    import numpy as np
+    factor = np.float32(0.5)
+
+    def seconds(value: float) -> float:
+        array = np.full(1_000_000, value, dtype=np.float32)
+        start = time.perf_counter()
+        for _ in range(20):
+            np.multiply(array, factor)
+        return time.perf_counter() - start
+    return min(seconds(1e-40) for _ in range(3)) / min(seconds(1e-3) for _ in range(3))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -98,13 +114,15 @@ def main() -> None:
     if args.child:
         child(args.child, args.data_dir, args.folder, args.seed)
         return
+    cost = denormal_cost()  # before neumf sets flush-to-zero in this process
     import neumf
     from neumf.datasets import ncf_validation_split
     folder = tempfile.mkdtemp(prefix="neumf-bench-epochs-")
     if set(args.only) & set(NCF):
         ncf_validation_split(Path(args.data_dir) / "ncf-ml-1m", "ml-1m", folder, seed=args.seed)
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); neumf {neumf.__version__}, "
-          f"Python {platform.python_version()}; seed {args.seed}", flush=True)
+          f"Python {platform.python_version()}; seed {args.seed}; a float32 denormal "
+          f"multiply costs {cost:.1f} times a normal one here", flush=True)
     print("| run | flush | epochs: training seconds | slowest after the first / second | "
           "wall s | HR@10 / NDCG@10 | denormal weights |")
     print("|---|---|---|---|---|---|---|")

@@ -29,7 +29,7 @@ from .distributed import launch
 from .download import DownloadError
 from .experiment import fit
 from .plotting import plot_report
-from .presets import PRESETS
+from .presets import PRESET_NOTES, PRESETS
 from .result import load_model
 from .runs import RunError, read_run
 from .service import SERVER_MISSING, make_server
@@ -115,12 +115,9 @@ def _add_train(commands, track_given: bool) -> None:
                        help="csv: line 1 is (--header) or is not (--no-header) a header "
                             "(default: decided from the file)")
     train.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                       help="named settings that the flags below override: best (tuned on "
-                            "ML-100K: a dot product with biases), gmf, mlp, neumf, "
-                            "neumf-pretrained (the NCF paper's protocol), mf (a dot product "
-                            "with biases, tuned on the same), tutorial (default: the "
-                            "tutorial's settings); best, mf and neumf train with "
-                            "--lr-schedule linear")
+                       help="named settings that the flags below override (default: the "
+                            "tutorial's settings): " + "; ".join(
+                                f"{name}: {note}" for name, note in PRESET_NOTES.items()))
     _add_config_flags(train, track_given)
     train.add_argument("--devices", default=None,
                        help="devices to train on, e.g. cpu:0,cpu:1 or gpu:0,gpu:1 (default: "
