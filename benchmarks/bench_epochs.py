@@ -25,19 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model  # benchmarks/_machine.py, beside this script
+
 RUNS = ("tutorial", "best", "gmf", "mlp", "neumf", "mf", "neumf-pretrained")
 NCF = ("gmf", "mlp", "neumf", "mf", "neumf-pretrained")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def denormals(arrays) -> int:

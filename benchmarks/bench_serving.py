@@ -40,6 +40,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # benchmarks/_machine.py, beside this script
 
 import neumf
 from neumf.cli import main as cli
@@ -101,17 +102,6 @@ def _post(body: bytes) -> bytes:
 # Requests a hostile client sends before the second load (each on its own connection).
 HOSTILE = (b"GET /health HTTP/1.1\r\n",  # ... and hangs up
            _post(b"[" * 10_000 + b"]" * 10_000), _post(b'{"users": [' + b"9" * 400 + b"]}"))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _exports(data_dir: str | None, folder: Path) -> list:
