@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping
 import pandas as pd
 
 from ._util import file_digest
-from .config import EXPERIMENT_SETTINGS, FitConfig
+from .config import EXPERIMENT_SETTINGS, FitConfig, TrainSpec
 from .datasets import sources_of
 from .interactions import RecData, frame_digest
 from .presets import PRESETS
@@ -57,7 +57,18 @@ def resumed_config(saved: SavedRun, preset: str | None,
         raise RunError(f"{where} has trained {done} epochs, and num_epochs "
                        f"({_flag('num_epochs')}) is the total, those {done} included: give "
                        f"more than {done} to train further (got {config.num_epochs})")
+    unused = [name for name in overrides if name in _TRAINING and name != "num_epochs"
+              and getattr(config, name) != getattr(saved.config, name)]
+    if config.num_epochs == done and unused:
+        raise RunError(f"{where} has trained {done} epochs and num_epochs "
+                       f"({_flag('num_epochs')}) is {done}: no epoch would train with "
+                       f"{', '.join(unused)}, yet the run would keep them for the next "
+                       f"resume; give more than {done} epochs, or leave them out")
     return config
+
+
+# settings that act only while epochs train (evaluation settings act at the end too)
+_TRAINING = frozenset(field.name for field in dataclasses.fields(TrainSpec))
 
 
 def _changed(saved: SavedRun, config: FitConfig, names) -> list:
@@ -89,6 +100,12 @@ def check_source(saved: SavedRun, request: Dict[str, Any]) -> None:
     if isinstance(dataset, (pd.DataFrame, RecData)):
         _check_frame(saved, dataset)
         return
+    given = [key for key in ("dataset", "data_dir", "name") if request[key] is not None]
+    if saved.source.get("dataset") in _OBJECTS and given:
+        raise RunError(f"{saved.path} was trained on {_OBJECTS[saved.source['dataset']]} "
+                       f"given to fit, not on a named data set, so {', '.join(given)} cannot "
+                       "name its data: leave them out to continue on the run's own copy of "
+                       "the data, or pass the same object as dataset")
     for key in ("dataset", "name", "columns", "header"):
         _check_same(saved, key, request[key])
     named = any(request[key] is not None for key in ("dataset", "data_dir", "name"))
@@ -103,6 +120,10 @@ def check_source(saved: SavedRun, request: Dict[str, Any]) -> None:
                            f"{saved.path} was trained on ({', '.join(saved.source['files'])}): "
                            "leave out data_dir to continue on the run's own copy of the data")
     _check_digests(saved, current)
+
+
+# what a run's source records for data given as an object, and how to say it
+_OBJECTS = {"dataframe": "a pandas DataFrame", "recdata": "a RecData"}
 
 
 def _check_frame(saved: SavedRun, frame) -> None:

@@ -470,6 +470,11 @@ def test_fit_takes_what_from_frame_and_load_dataset_return(taste_frame, tmp_path
     other = neumf.from_frame(taste_frame.iloc[::2])
     with pytest.raises(neumf.RunError, match="the RecData given .* is not the one"):
         fit(resume=tmp_path / "run", dataset=other, num_epochs=3, verbose=False)
+    # a named source cannot stand for an object's data (was a KeyError: 'recdata')
+    for named in ({"data_dir": tmp_path}, {"dataset": "ml-100k"}, {"name": "x.csv"}):
+        with pytest.raises(neumf.RunError, match="trained on a RecData given to fit"):
+            fit(resume=tmp_path / "run", num_epochs=3, verbose=False, **named)
+    assert fit(resume=tmp_path / "run", num_epochs=3, verbose=False).history[-1]["epoch"] == 3
 
 
 @pytest.mark.parametrize("num_items, protocol, expected", [

@@ -201,6 +201,13 @@ def test_resume_num_epochs_is_the_total(planted_dir, tmp_path):
     assert code == 2
     line = one_error_line(err)
     assert "3 epochs" in line and "total" in line and "got -" not in line
+    # as many epochs as trained: nothing trains, so a training setting would only be
+    # saved for the next resume (it was, silently); an evaluation setting still acts
+    before = (run / "run.json").read_bytes()
+    with pytest.raises(RunError, match="no epoch would train with wd, lr"):
+        fit(resume=run, num_epochs=3, wd=0.5, lr=3.0, verbose=False)
+    assert (run / "run.json").read_bytes() == before
+    assert fit(resume=run, num_epochs=3, verbose=False).history[-1]["epoch"] == 3
     result = fit(resume=run, num_epochs=4, verbose=False)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
 
