@@ -73,8 +73,17 @@ def ease_weights(users: np.ndarray, items: np.ndarray, num_users: int, num_items
         block[local, items[rows]] = 1.0
         gram += block.T @ block
     gram[np.diag_indices(num_items)] += lam
-    inverse = np.linalg.inv(gram)
-    del gram
-    weights = inverse / -np.diag(inverse)
+    with np.errstate(all="ignore"):  # an extreme lambda is named below, not warned about
+        try:
+            inverse = np.linalg.inv(gram)
+        except np.linalg.LinAlgError:
+            inverse = np.full_like(gram, np.nan)
+        del gram
+        weights = (inverse / -np.diag(inverse)).astype(np.float32)
     np.fill_diagonal(weights, 0.0)
-    return weights.astype(np.float32)
+    if not np.all(np.isfinite(weights)):
+        raise ValueError(f"ease_lambda={lam:g} is too extreme to invert X'X + lambda I in "
+                         f"float64 for these {num_items} items: choose a value nearer "
+                         f"{default_lambda(len(users), num_items):g}, the default for "
+                         "this data")
+    return weights

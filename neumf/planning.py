@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._util import check_bool, check_memory, check_path
 from ._warn import warn
-from .config import FitConfig, Pretrain
+from .config import FitConfig, Pretrain, TrainSpec
 from .datasets import DATASETS
 from .interactions import RecData
 from .presets import PRESETS
@@ -73,6 +73,7 @@ def plan(request: Dict[str, Any], preset: str | None, resume, out, overwrite: bo
         config = _preset_config(preset, overrides)
         _warn_pretraining_preset_without_it(preset, config)
     _warn_unused_pretraining(config, overrides)
+    _warn_unused_training(config, overrides)
     if config.training.distributed and (config.pretrain or saved is not None):
         raise ValueError(f"kvstore {config.kvstore!r} does not support pretrain or resume")
     if config.kvstore == "dist_async" and config.patience:
@@ -123,6 +124,16 @@ def _warn_unused_pretraining(config: FitConfig, overrides: Dict[str, Any]) -> No
     if unused and not config.pretrain:
         warn(f"{', '.join(unused)} apply only with pretrain=True (--pretrain); this "
              "run does not pretrain, so they change nothing", UserWarning)
+
+
+def _warn_unused_training(config: FitConfig, overrides: Dict[str, Any]) -> None:
+    """Training settings given to a model with no epochs (EASE's closed form,
+    popularity counts) change nothing: say so."""
+    unused = sorted(set(overrides) & {spec.name for spec in dataclasses.fields(TrainSpec)}
+                    - {"kvstore"})
+    if unused and config.model in ("ease", "popularity"):
+        warn(f"{', '.join(unused)} change nothing for model {config.model!r}, which is "
+             "computed in closed form, without epochs", UserWarning)
 
 
 def check_sizes(data: RecData, config: FitConfig) -> None:

@@ -21,6 +21,8 @@ from neumf.generate import synthetic
 SEEN_EVERY_ITEM = pytest.mark.filterwarnings("ignore:.*interacted with every one:UserWarning")
 # ... and some test pairs of small catalogues have no more candidates than a cut-off.
 FEW_CANDIDATES = pytest.mark.filterwarnings("ignore:.*or fewer candidates:UserWarning")
+# ... and baselines trained beside the models get the models' training settings.
+NO_EPOCHS = pytest.mark.filterwarnings("ignore:.*computed in closed form:UserWarning")
 
 
 @pytest.fixture(autouse=True)

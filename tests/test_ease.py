@@ -1,11 +1,14 @@
 """EASE (issue 28): the closed form against a direct computation, its block,
 lambda chosen on validation, and the memory refusal."""
 
+import warnings
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 import neumf.ease
+from conftest import FEW_CANDIDATES, SEEN_EVERY_ITEM
 from neumf import fit, synthetic
 from neumf.ease import default_lambda, ease_weights, lambda_grid
 from neumf.model import EASE
@@ -84,12 +87,38 @@ def test_the_sampled_protocol_ranks_by_rows_as_by_pairs(monkeypatch):
         assert by_rows[name] == pytest.approx(by_pairs[name], abs=1e-9), name
 
 
+@pytest.mark.parametrize("lam", [1e-300, 1e308])
+def test_a_lambda_too_extreme_to_invert_is_named(lam):
+    """Two items with the same users make X'X singular: lambda 1e-300 cannot
+    regularise it, 1e308 overflows (a raw LinAlgError and a divergence blamed
+    on the learning rate before)."""
+    matrix = np.zeros((6, 5))
+    matrix[:, 0] = matrix[:, 1] = [1, 0, 1, 1, 0, 1]
+    matrix[:3, 2], matrix[2:, 3], matrix[::2, 4] = 1, 1, 1
+    users, items = np.nonzero(matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"ease_lambda=.* too extreme .* nearer 10\.8"):
+            ease_weights(users, items, 6, 5, lam)
+    assert np.all(np.isfinite(ease_weights(users, items, 6, 5, 1.0)))
+
+
 def test_lambda_bad_values_and_other_models_are_refused(toy):
     _, users, items = toy
     with pytest.raises(ValueError, match="ease_lambda must be positive"):
         ease_weights(users, items, 9, 6, 0.0)
     with pytest.raises(ValueError, match="ease_lambda applies to model 'ease' only"):
         fit(dataset=synthetic(30, 20, 300, seed=0), ease_lambda=10.0, verbose=False)
+
+
+@FEW_CANDIDATES
+@SEEN_EVERY_ITEM
+@pytest.mark.parametrize("model", ["ease", "popularity"])
+def test_training_settings_given_to_a_closed_form_are_said(model):
+    data = synthetic(30, 20, 300, seed=0)
+    with pytest.warns(UserWarning, match="lr, num_epochs change nothing") as caught:
+        fit(dataset=data, model=model, num_epochs=5, lr=0.5, verbose=False)
+    assert any(record.filename == __file__ for record in caught)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import neumf
-from conftest import FEW_CANDIDATES, SEEN_EVERY_ITEM, write_ncf_files
+from conftest import FEW_CANDIDATES, NO_EPOCHS, SEEN_EVERY_ITEM, write_ncf_files
 from neumf import (
     PRESETS,
     CollapseWarning,
@@ -202,6 +202,7 @@ def test_early_stopped_run_resumes_without_training_more(planted_dir, tmp_path):
     assert load_model(tmp_path / "run").best_epoch == first.best_epoch
 
 
+@NO_EPOCHS
 # --- towers, baselines, pretraining and the paper's presets ----------------------------------
 
 @pytest.mark.parametrize("model", [pytest.param(model, marks=pytest.mark.slow)

@@ -15,6 +15,7 @@ import pytest
 from mxnet import gluon
 
 import neumf.sparse
+from conftest import NO_EPOCHS
 from neumf import BPRLoss, fit, load_model, synthetic
 from neumf._gluon import get_weights, parameters, set_weights
 from neumf.callbacks import Checkpoint
@@ -267,6 +268,7 @@ def test_cli_switch_reaches_fit():
     assert devices == "cpu:0,cpu:1"
 
 
+@NO_EPOCHS
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_dist_sync_workers_ship_rows_and_agree(frame, tmp_path):
