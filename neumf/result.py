@@ -153,6 +153,10 @@ def load_model(run_dir: PathLike, devices: Sequence[mx.Context] | None = None) -
     The network holds the best epoch's weights when early stopping restored
     them; the run's optimizer and sampler state ride along, so saving the
     result again keeps the run resumable."""
+    if (check_path("run_dir", run_dir) / EXPORT_MANIFEST).is_file():
+        raise RunError(f"{run_dir} is a serving export, not a run folder: load it with "
+                       "neumf.load (a Recommender: recommend and score), or pass it to "
+                       "'neumf recommend --export'")
     saved = read_run(run_dir)
     manifest, config = saved.manifest, saved.config
     devices = list(devices) if devices is not None else try_all_gpus()
@@ -187,6 +191,9 @@ def load(path: PathLike, devices: Sequence[mx.Context] | None = None
         return load_model(path, devices)
     if (path / EXPORT_MANIFEST).is_file():
         return load_export(path)
+    if path.is_file():
+        raise RunError(f"{path} is a file: give the run or export folder that holds it "
+                       f"({path.parent})")
     if not path.is_dir():
         raise RunError(f"{path}: no such run or export folder")
     raise RunError(f"{path}: neither a run folder (no {MANIFEST}) nor an export (no "

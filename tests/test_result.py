@@ -75,6 +75,14 @@ def test_load_says_what_a_folder_is_not(tmp_path):
         load(tmp_path / "other")
 
 
+def test_a_file_or_an_export_given_as_a_run_is_named(trained):
+    _, run, export = trained
+    with pytest.raises(RunError, match=r"run.json is a file: give the run or export folder"):
+        load(run / "run.json")
+    with pytest.raises(RunError, match="is a serving export, not a run folder"):
+        load_model(export)
+
+
 def test_the_top_level_is_small_and_holds_the_tutorials_names():
     assert len(neumf.__all__) <= 30
     assert {"NeuMF", "PRDataset", "hit_and_auc", "evaluate_ranking", "train_ranking",
