@@ -15,6 +15,7 @@ its status for anything but a 200.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import json
@@ -80,6 +81,7 @@ class _NumberTooLong(ValueError):
 _ROUTES = {"/health": ("GET", "HEAD"), "/recommend": ("GET", "HEAD", "POST")}
 _FIELDS = ("users", "k", "exclude_seen")
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes '٣' and '²'
+_MANY_DIGITS = re.compile(r"0*[1-9][0-9]{9,}")
 
 
 def _number(kind):
@@ -123,17 +125,30 @@ def _json_body(data: bytes):
                        f"deep; at most {MAX_JSON_DEPTH}")
     try:
         return json.loads(text, parse_int=_number(int), parse_float=_number(float),
-                          parse_constant=_constant)
+                          parse_constant=_constant, object_pairs_hook=_unique_keys)
     except _NumberTooLong as exc:
         raise _Refused(HTTPStatus.BAD_REQUEST, str(exc)) from None
     except (ValueError, RecursionError) as exc:
         raise _Refused(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({exc})") from None
 
 
+def _unique_keys(pairs) -> Dict:
+    """A JSON object whose keys are each given once ({"k": 2, "k": 3} is refused,
+    as k=2&k=3 is in a query)."""
+    counts = collections.Counter(key for key, _ in pairs)
+    twice = sorted(key for key, count in counts.items() if count > 1)
+    if twice:
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"{twice[0]} is given twice")
+    return dict(pairs)
+
+
 def _k(value, num_items: int) -> int:
     text = value if isinstance(value, str) else None
     if text is not None and _DIGITS.fullmatch(text):
         value = int(text)
+    elif text is not None and _MANY_DIGITS.fullmatch(text):  # no int() of 10,000 digits
+        raise _Refused(HTTPStatus.BAD_REQUEST, f"k={text[:20]}{'...' * (len(text) > 20)} "
+                       f"is larger than the catalogue of {num_items} items")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Refused(HTTPStatus.BAD_REQUEST, f"k must be a positive integer (ASCII digits, "
                        f"or a JSON integer); got {value!r}")
