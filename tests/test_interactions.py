@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,3 +64,21 @@ def test_duplicate_pairs_count_once_and_evaluators_agree(tmp_path):
     assert result.history[-1]["hit_rate"] == pytest.approx(result.metrics["hr@10"])
     assert result.history[-1]["auc"] == pytest.approx(result.metrics["auc"])
     assert result.metrics["hr@10"] < 1.0
+
+
+def test_columns_that_leave_out_a_timestamp_are_said(tmp_path):
+    """columns=['user', 'item'] on data with more columns reads no timestamp:
+    the split then follows row order, which is said (it was silent)."""
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [1, 2, 1, 3, 2, 3],
+                          "rating": [5] * 6, "timestamp": [6, 5, 4, 3, 2, 1]})
+    with pytest.warns(UserWarning, match="names no timestamp and leaves 2 column"):
+        from_frame(frame, columns=["user", "item"])
+    path = tmp_path / "four.csv"
+    frame.to_csv(path, header=False, index=False)
+    with pytest.warns(UserWarning, match="names no timestamp and leaves 2 column"):
+        load_dataset("csv", name=str(path), columns=["user", "item"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*names no timestamp")
+        from_frame(frame, columns=["user", "item", "rating", "timestamp"])
+        load_dataset("csv", name=str(path), columns=["user", "item", "rating",
+                                                            "timestamp"])

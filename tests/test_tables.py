@@ -309,6 +309,7 @@ def test_columns_that_are_not_roles_are_refused_before_reading(tmp_path, columns
 
 
 @pytest.mark.filterwarnings("ignore:.*single interaction:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*names no timestamp:UserWarning")  # said, and true here
 def test_columns_as_a_mapping_take_the_header_names(tmp_path):
     write_csv(tmp_path / "d.csv", csv_rows(num_users=10, per_user=5))
     data = neumf.load_dataset("csv", tmp_path, "d.csv",
