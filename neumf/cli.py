@@ -309,7 +309,7 @@ def _evaluate(args) -> int:
         else:
             print(f"{run}: {protocol} protocol: {_metrics_line(metrics)}")
     if args.report is not None:
-        _write_report(Path(args.report), reports)
+        _write_report(Path(args.report), reports, sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -322,14 +322,15 @@ def _check_report_folder(folder: Path, overwrite: bool) -> None:
                          "another folder, or --overwrite")
 
 
-def _write_report(folder: Path, reports) -> None:
+def _write_report(folder: Path, reports, said) -> None:
+    # said: where to name the files (stderr under --json, so stdout stays JSON)
     folder.mkdir(parents=True, exist_ok=True)
     k = min(int(key.split("@")[1]) for metrics in reports.values() for key in metrics
             if key.startswith("coverage@"))
     atomic_write(folder / "report.png", lambda name: plot_report(reports, name, k=k))
     atomic_write(folder / "report.json", lambda name: Path(name).write_text(
         json.dumps(json_safe(reports), indent=1), encoding="utf-8"))
-    print(f"report: {folder / 'report.png'}, {folder / 'report.json'}")
+    print(f"report: {folder / 'report.png'}, {folder / 'report.json'}", file=said)
 
 
 def _recommender(args) -> Recommender:

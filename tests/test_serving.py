@@ -322,6 +322,13 @@ def test_evaluate_report_draws_a_picture(run, tmp_path, capsys):
     assert (tmp_path / "report" / "report.png").read_bytes().startswith(b"\x89PNG")
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(report) == 1 and "coverage@5" in next(iter(report.values()))
+    capsys.readouterr()
+    # with --json, stdout is JSON lines only; the report's files are named on stderr
+    assert main(["evaluate", "--run", str(run_dir), "--json", "--report",
+                 str(tmp_path / "report2")]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["run"] for line in out.splitlines()] == [str(run_dir)]
+    assert "report2" in err
 
 
 def test_a_short_repr_and_small_catalogue_defaults(run, tmp_path):
