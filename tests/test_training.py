@@ -4,6 +4,9 @@ non-finite losses."""
 
 import functools
 import math
+import os
+import sys
+import threading
 
 import mxnet as mx
 import numpy as np
@@ -23,7 +26,7 @@ from neumf import (
     split_data_ml100k,
     train_ranking,
 )
-from neumf.training import fit_epochs, score_spread_collapsed
+from neumf.training import _NextEpoch, fit_epochs, score_spread_collapsed
 
 NUM_USERS, NUM_ITEMS, K = 80, 60, 5
 
@@ -178,3 +181,20 @@ def test_bad_arguments(planted):
         _train(planted, [], epochs=1)
     with pytest.raises(ValueError, match="eval_step must be a positive integer"):
         _train(planted, [mx.cpu()], epochs=1, eval_step=0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's nice value: Linux")
+def test_the_next_epoch_is_drawn_at_the_lowest_priority():
+    """The thread that draws the next epoch leaves the CPU to MXNet's workers
+    (its own nice value, 19); the thread that trains keeps its priority."""
+    seen = {}
+
+    class Plan:
+        def prepare(self, batches):
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return len(batches)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    batches, prepared = _NextEpoch([np.arange(3)], Plan()).result()
+    assert prepared == 1 and seen["nice"] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
