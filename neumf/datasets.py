@@ -24,7 +24,6 @@ from .interactions import (
     from_raw,
     leave_last_out,
     seq_aware_rows,
-    warn_untimed,
 )
 from .sampling import sampled_negatives
 from .tables import ROLES, DataError, Layout, line_of, normal_columns, read_table
@@ -121,25 +120,11 @@ def _csv(data_dir, name: str | None, columns: Columns, header: bool | None
         warn(f"{path}: the third column is read as a rating, but its values look "
              "like Unix timestamps; if they are, name the columns (a header "
              "user,item,timestamp, or columns=user,item,timestamp)", UserWarning)
-    if columns is not None and "timestamp" not in frame.columns and \
-            _fields(path, frame) > frame.shape[1]:
-        warn_untimed(str(path), columns, _fields(path, frame) - frame.shape[1])
     stamps = (frame["timestamp"].to_numpy() if "timestamp" in frame.columns
               else np.arange(len(frame)))  # no timestamp: file order is time order
     data = from_raw(Path(name).stem, frame["user"].to_numpy(), frame["item"].to_numpy(),
                     stamps)
     return data, {str(path): file_digest(path)}
-
-
-def _fields(path: Path, frame) -> int:
-    """How many fields the file's first line has (the delimiter guessed from
-    it as the reader does: tab, comma, semicolon, '::' or spaces)."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        line = handle.readline().strip()
-    for separator in ("\t", "::", ",", ";"):
-        if separator in line:
-            return len(line.split(separator))
-    return max(len(line.split()), frame.shape[1])
 
 
 def _looks_like_seconds(values: np.ndarray) -> bool:

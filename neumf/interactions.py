@@ -20,12 +20,19 @@ import numpy as np
 import pandas as pd
 
 from ._warn import warn
-from .tables import ROLES, DataError, resolve_columns, to_seconds, warn_low_ratings
+from .tables import (
+    ROLES,
+    DataError,
+    resolve_columns,
+    to_seconds,
+    warn_low_ratings,
+    warn_untimed,
+)
 
 __all__ = ["RecData", "SeenIndex", "count_once", "frame_digest", "from_frame", "from_raw",
            "index_ids",
            "items_by_user", "latest_rows", "leave_last_out", "seq_aware_rows",
-           "validation_split", "warn_untimed"]
+           "validation_split"]
 
 
 class SeenIndex:
@@ -361,14 +368,6 @@ def from_frame(frame: pd.DataFrame, name: str = "dataframe", columns: Columns = 
               else np.arange(len(frame)))
     return from_raw(name, values["user"].to_numpy(), values["item"].to_numpy(), stamps)
 
-
-def warn_untimed(where: str, columns, unread: int) -> None:
-    """Columns named by the caller that leave out a timestamp the data may hold:
-    the seq-aware split then takes row order as time order; say so."""
-    warn(f"{where}: columns={columns!r} names no timestamp and leaves {unread} column(s) "
-         "unread, so row order is taken as time order (the seq-aware split holds out "
-         "each user's last row); name the timestamp column to split by time",
-         UserWarning)
 
 
 def frame_digest(frame: Union[pd.DataFrame, RecData]) -> str:

@@ -27,7 +27,7 @@ import pandas as pd
 from ._warn import warn
 
 __all__ = ["ROLES", "DataError", "Layout", "line_of", "normal_columns", "read_table",
-           "resolve_columns", "role_of", "to_seconds", "warn_low_ratings"]
+           "resolve_columns", "role_of", "to_seconds", "warn_low_ratings", "warn_untimed"]
 
 ROLES = ("user", "item", "rating", "timestamp")
 TIMESTAMP_RANGE = (0, 4_102_444_800)  # Unix seconds, 1970 to 2100
@@ -268,11 +268,24 @@ def _resolve_layout(path: Path, text: str, layout: Layout) -> Layout:
     elif columns is not None and not layout.exact:  # a caller's roles: checked up front
         resolve_columns(first, columns, where=f"{path} (columns=, line 1 has {len(first)} "
                         f"field{'s' if len(first) > 1 else ''})")
+    given = layout.columns  # roles in order ('-' skips one on purpose), or role -> name
+    if given is not None and not layout.exact and "timestamp" not in given \
+            and len(first) > len(given):
+        warn_untimed(str(path), given, len(first) - len(given))
     if columns is None and header is not False:
         columns = _header_roles(path, first) if header else None
     if columns is None:
         columns = ROLES[:max(2, min(len(first), len(ROLES)))]
     return replace(layout, sep=sep, header=header, columns=tuple(columns))
+
+
+def warn_untimed(where: str, columns, unread: int) -> None:
+    """Columns named by the caller that leave out a timestamp the data may hold:
+    the seq-aware split then takes row order as time order; say so."""
+    warn(f"{where}: columns={columns!r} names no timestamp and leaves {unread} column(s) "
+         "unread, so row order is taken as time order (the seq-aware split holds out "
+         "each user's last row); name the timestamp column to split by time",
+         UserWarning)
 
 
 def _header_roles(path: Path, first: List[str]) -> Tuple[str, ...]:

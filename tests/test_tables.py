@@ -335,3 +335,10 @@ def test_timestamps_mixing_seconds_and_dates_are_refused_naming_both(tmp_path):
     frame = pd.DataFrame({"user": [1, 1], "item": [1, 2], "timestamp": ["2001-01-01", "7"]})
     with pytest.raises(DataError, match=r"numbers \(row 1: '7'\) and text \(row 0"):
         neumf.from_frame(pd.concat([frame, frame.assign(user=2)]))
+
+
+def test_columns_skipping_a_field_on_purpose_are_not_warned_about(tmp_path):
+    path = write_csv(tmp_path / "d.csv", csv_rows(), header="")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*names no timestamp")
+        neumf.load_dataset("csv", name=str(path), columns="user,item,-")
