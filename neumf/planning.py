@@ -132,8 +132,9 @@ def _warn_unused_training(config: FitConfig, overrides: Dict[str, Any]) -> None:
     unused = sorted(set(overrides) & {spec.name for spec in dataclasses.fields(TrainSpec)}
                     - {"kvstore"})
     if unused and config.model in ("ease", "popularity"):
-        warn(f"{', '.join(unused)} change nothing for model {config.model!r}, which is "
-             "computed in closed form, without epochs", UserWarning)
+        warn(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect on "
+             f"model {config.model!r}, which is computed in closed form, without epochs",
+             UserWarning)
 
 
 def check_sizes(data: RecData, config: FitConfig) -> None:

@@ -60,10 +60,12 @@ def resumed_config(saved: SavedRun, preset: str | None,
     unused = [name for name in overrides if name in _TRAINING and name != "num_epochs"
               and getattr(config, name) != getattr(saved.config, name)]
     if config.num_epochs == done and unused:
-        raise RunError(f"{where} has trained {done} epochs and num_epochs "
-                       f"({_flag('num_epochs')}) is {done}: no epoch would train with "
-                       f"{', '.join(unused)}, yet the run would keep them for the next "
-                       f"resume; give more than {done} epochs, or leave them out")
+        raise RunError(f"{where} has trained {done} epoch{'s' * (done != 1)} and "
+                       f"num_epochs ({_flag('num_epochs')}) is {done}: no epoch would train "
+                       f"with {', '.join(unused)}, yet the run would keep "
+                       f"{'them' if len(unused) > 1 else 'it'} for the next resume; give "
+                       f"a larger num_epochs, or leave {'them' if len(unused) > 1 else 'it'} "
+                       "out")
     return config
 
 

@@ -116,7 +116,7 @@ def test_lambda_bad_values_and_other_models_are_refused(toy):
 @pytest.mark.parametrize("model", ["ease", "popularity"])
 def test_training_settings_given_to_a_closed_form_are_said(model):
     data = synthetic(30, 20, 300, seed=0)
-    with pytest.warns(UserWarning, match="lr, num_epochs change nothing") as caught:
+    with pytest.warns(UserWarning, match="lr, num_epochs have no effect") as caught:
         fit(dataset=data, model=model, num_epochs=5, lr=0.5, verbose=False)
     assert any(record.filename == __file__ for record in caught)
 
